@@ -1,0 +1,226 @@
+"""Distribution tables (CSV or Parquet) and atomic output.
+
+A distribution table has a ``user_id`` column (read as a string) and one column per category label; each
+row is a probability vector. :func:`read_distribution_table` checks the whole contract through
+:func:`spectra_eval.validation.check_distributions`; :func:`align_tables` puts method tables in the truth's
+user and category order. Writers go through a temporary file and ``os.replace`` so a reader never sees
+half a file, and :func:`atomic_outputs` stages every file of a command before any reaches ``--out``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from spectra_eval.validation import SpectraInputError, check_distributions
+
+USER_COL = "user_id"
+
+
+@dataclass(frozen=True)
+class DistributionTable:
+    """Per-user probability vectors over named categories."""
+
+    users: np.ndarray  # (n,) object array of str
+    categories: tuple[str, ...]
+    probs: np.ndarray  # (n, K) float64, rows sum to 1
+    source: str = "<memory>"
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.probs, columns=list(self.categories))
+        frame.insert(0, USER_COL, self.users)
+        return frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>") -> "DistributionTable":
+        """Check ``frame`` against the data contract and wrap it."""
+        if USER_COL not in frame.columns:
+            raise SpectraInputError(f"{source}: no {USER_COL!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+        if len(frame) == 0:
+            raise SpectraInputError(f"{source}: the table has no rows")
+        categories = [c for c in frame.columns if c != USER_COL]
+        if not categories:
+            raise SpectraInputError(f"{source}: no category columns besides {USER_COL!r}")
+        dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
+        if len(dup_cols):
+            raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
+        users = frame[USER_COL]
+        missing = users.isna() | (users.astype(str).str.strip() == "")
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise SpectraInputError(f"{source}: row {row + 1}, column {USER_COL!r}: empty user id")
+        users = users.astype(str).to_numpy(dtype=object)
+        dup = pd.Series(users).duplicated().to_numpy()
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0])
+            raise SpectraInputError(f"{source}: user {users[row]!r} (row {row + 1}) appears more than once")
+        values = frame[categories]
+        for col in categories:  # name the first cell that is not a number
+            if not pd.api.types.is_numeric_dtype(values[col]):
+                coerced = pd.to_numeric(values[col], errors="coerce")
+                bad = coerced.isna() & values[col].notna()
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise SpectraInputError(
+                        f"{source}: user {users[row]!r} (row {row + 1}), column {col!r}: "
+                        f"value {values[col].iloc[row]!r} is not a number"
+                    )
+        probs = check_distributions(
+            values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64),
+            source=source,
+            users=users,
+            categories=categories,
+        )
+        return cls(users=users, categories=tuple(str(c) for c in categories), probs=probs, source=source)
+
+
+def read_frame(path: str | os.PathLike, *, string_columns: tuple[str, ...] = (USER_COL,)) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by extension) with clear errors for missing/empty/unknown files."""
+    path = Path(path)
+    if not path.exists():
+        raise SpectraInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise SpectraInputError(f"{path}: is a directory, expected a .csv or .parquet file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            if path.stat().st_size == 0:
+                raise SpectraInputError(f"{path}: the file is empty")
+            frame = pd.read_csv(path, dtype={c: str for c in string_columns}, keep_default_na=True)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            for c in string_columns:
+                if c in frame.columns:
+                    frame[c] = frame[c].astype("string").astype(object).where(frame[c].notna(), None)
+        else:
+            raise SpectraInputError(f"{path}: unknown table format {suffix!r} (use .csv or .parquet)")
+    except SpectraInputError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpectraInputError(f"{path}: cannot be read as {suffix[1:]} ({first})") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def read_distribution_table(path: str | os.PathLike) -> DistributionTable:
+    """Read and validate a distribution table (CSV or Parquet, by extension)."""
+    return DistributionTable.from_frame(read_frame(path), source=str(path))
+
+
+def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable]) -> dict[str, DistributionTable]:
+    """Return ``preds`` re-ordered to ``truth``'s users and categories; any mismatch is an error naming it."""
+    truth_users = pd.Index(truth.users)
+    aligned = {}
+    for name, table in preds.items():
+        missing_cats = [c for c in truth.categories if c not in table.categories]
+        if missing_cats:
+            raise SpectraInputError(f"{table.source}: column {missing_cats[0]!r} (a category of {truth.source}) is missing")
+        extra_cats = [c for c in table.categories if c not in truth.categories]
+        if extra_cats:
+            raise SpectraInputError(f"{table.source}: column {extra_cats[0]!r} is not a category of {truth.source}")
+        pos = pd.Index(table.users).get_indexer(truth_users)
+        if (pos < 0).any():
+            user = truth.users[int(np.flatnonzero(pos < 0)[0])]
+            raise SpectraInputError(f"{table.source}: user {user!r} of {truth.source} is missing")
+        if len(table.users) != len(truth.users):
+            extra = pd.Index(table.users).difference(truth_users)
+            raise SpectraInputError(f"{table.source}: user {extra[0]!r} is not in {truth.source}")
+        col = [table.categories.index(c) for c in truth.categories]
+        aligned[name] = DistributionTable(
+            users=truth.users, categories=truth.categories, probs=table.probs[np.ix_(pos, col)], source=table.source
+        )
+    return aligned
+
+
+# ---------------------------------------------------------------- atomic output
+
+
+def _replace_from_temp(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically (NaN written as null)."""
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_frame(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    """Write a DataFrame as CSV or Parquet (by extension), atomically."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        _replace_from_temp(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    elif path.suffix.lower() == ".csv":
+        _replace_from_temp(path, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        raise SpectraInputError(f"{path}: unknown table format {path.suffix!r} (use .csv or .parquet)")
+
+
+def write_distribution_table(path: str | os.PathLike, table: DistributionTable) -> None:
+    write_frame(path, table.to_frame())
+
+
+@contextlib.contextmanager
+def atomic_outputs(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Stage a command's outputs in a temporary directory; move them into ``out_dir`` only on success.
+
+    Files are moved one by one with ``os.replace`` (each atomic); if the body raises, ``out_dir`` is left
+    exactly as it was.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield stage
+        out.mkdir(parents=True, exist_ok=True)
+        for src in sorted(stage.rglob("*")):
+            if src.is_file():
+                dst = out / src.relative_to(stage)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _json_safe(obj):
+    """Convert numpy scalars/arrays and non-finite floats (-> None) so JSON stays standard."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if np.isfinite(value) else None
+    return obj
