@@ -70,14 +70,18 @@ def check_distributions(
     return arr
 
 
-def check_pair(p, q, *, atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
-    """Validate two aligned stacks of distributions (broadcasting a single row against many)."""
-    p = check_distributions(p, source="p", atol=atol)
-    q = check_distributions(q, source="q", atol=atol)
+def check_pair(p, q, *, names: tuple[str, str] = ("p", "q"), atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two aligned stacks of distributions (broadcasting a single row against many).
+
+    ``names`` label the two arguments in error messages.
+    """
+    a, b = names
+    p = check_distributions(p, source=a, atol=atol)
+    q = check_distributions(q, source=b, atol=atol)
     if p.shape[1] != q.shape[1]:
-        raise SpectraInputError(f"p has {p.shape[1]} categories but q has {q.shape[1]}")
+        raise SpectraInputError(f"{a} has {p.shape[1]} categories but {b} has {q.shape[1]}")
     if p.shape[0] != q.shape[0] and 1 not in (p.shape[0], q.shape[0]):
-        raise SpectraInputError(f"p has {p.shape[0]} rows but q has {q.shape[0]}")
+        raise SpectraInputError(f"{a} has {p.shape[0]} rows but {b} has {q.shape[0]}")
     return p, q
 
 

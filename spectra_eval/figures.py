@@ -1,0 +1,246 @@
+"""Paper figures from ``metrics.json`` (matplotlib, Agg, no pyplot global state).
+
+Every figure is sized for one column (3.3 in wide), uses the Okabe-Ito colour-blind-safe palette with one
+fixed colour per method across figures (the reference in grey), and is saved as PNG (200 dpi) and PDF.
+
+* :func:`reliability_figure`: mean predicted vs mean true probability per ECE bin, marker area by pair count,
+  identity line; one series per method.
+* :func:`category_bias_figure`: per-category bias (mean predicted - mean true) as horizontal bars, categories
+  sorted by true frequency, head/mid/tail bands shaded.
+* :func:`quartile_delta_figure`: per-quartile Delta JS (method - reference) with bootstrap CIs.
+* :func:`js_ndcg_figure`: JS and NDCG@5/@10 per method with bootstrap CIs.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from spectra_eval.report import METRICS_FILE, _comparisons, _method_names, _settings, _source, need
+
+log = logging.getLogger(__name__)
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph at INFO
+
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
+REFERENCE_COLOUR = "#7F7F7F"
+BUCKET_SHADES = {"head": "#EDEDED", "mid": "#F7F7F7", "tail": "#FFFFFF"}
+WIDTH_IN = 3.3
+DPI = 200
+RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
+      "legend.fontsize": 6, "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+      "pdf.fonttype": 42, "svg.fonttype": "none"}
+
+
+def _label(s: str) -> str:
+    """Keep matplotlib from reading ``$`` in user labels as mathtext."""
+    return str(s).replace("$", r"\$")
+
+
+def method_colours(metrics: Mapping) -> dict[str, str]:
+    """One colour per method, stable across figures; the reference is grey."""
+    ref = _settings(metrics).get("reference")
+    others = [m for m in _method_names(metrics) if m != ref]
+    colours = {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(others)}
+    if ref is not None:
+        colours[ref] = REFERENCE_COLOUR
+    return colours
+
+
+def _with_rc(draw):
+    """Run a figure function under the column-width style (rcParams are read when artists are made)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _new_figure(height_in: float, ncols: int = 1, sharey: bool = False):
+    fig = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
+    return fig, fig.subplots(1, ncols, sharey=sharey)
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(length=2.5, pad=2)
+
+
+@_with_rc
+def reliability_figure(metrics: Mapping) -> Figure:
+    src = _source(metrics, METRICS_FILE)
+    colours = method_colours(metrics)
+    fig, ax = _new_figure(3.0)
+    top = 0.0
+    all_n = [b["n"] for m in _method_names(metrics) for b in need(metrics, src, "methods", m, "reliability")]
+    n_max = max(all_n) if all_n else 1
+    for name in _method_names(metrics):
+        bins = [b for b in need(metrics, src, "methods", name, "reliability") if b.get("n")]
+        if not bins:
+            continue
+        x = np.array([b["mean_pred"] for b in bins], dtype=float)
+        y = np.array([b["mean_true"] for b in bins], dtype=float)
+        n = np.array([b["n"] for b in bins], dtype=float)
+        ece = (metrics["methods"][name].get("ece") or {}).get("overall")
+        label = _label(name) + ("" if ece is None else f" (ECE {ece:.4f})")
+        ax.plot(x, y, color=colours[name], lw=0.8, alpha=0.8, zorder=2)
+        ax.scatter(x, y, s=4 + 60 * np.sqrt(n / n_max), color=colours[name], edgecolor="white", linewidth=0.4,
+                   label=label, zorder=3)
+        top = max(top, x.max(), y.max())
+    lim = min(1.0, max(0.05, top * 1.08))
+    ax.plot([0, lim], [0, lim], ls="--", color="black", lw=0.7, zorder=1, label="perfect calibration")
+    ax.set_xlim(0, lim)
+    ax.set_ylim(0, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("mean predicted probability (per bin)")
+    ax.set_ylabel("mean true probability (per bin)")
+    ax.legend(loc="upper left", frameon=False, handletextpad=0.3, borderaxespad=0.2, markerscale=0.8)
+    ax.text(0.98, 0.02, "marker area ∝ √(pairs in bin)", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=5.5, color="0.35")
+    _style(ax)
+    return fig
+
+
+@_with_rc
+def category_bias_figure(metrics: Mapping) -> Figure:
+    src = _source(metrics, METRICS_FILE)
+    colours = method_colours(metrics)
+    truth = need(metrics, src, "truth", "category_mass")
+    cats = list(need(metrics, src, "categories"))
+    order = sorted(cats, key=lambda c: (-float(truth[c]), cats.index(c)))  # most frequent on top
+    names = _method_names(metrics)
+    k, m = len(order), len(names)
+    fig, ax = _new_figure(1.0 + 0.19 * k * max(1.0, m / 3))
+    buckets = need(metrics, src, "buckets")
+    y = np.arange(k)
+    for bucket in ("head", "mid", "tail"):
+        idx = [i for i, c in enumerate(order) if c in set(buckets.get(bucket, ()))]
+        if idx:
+            ax.axhspan(min(idx) - 0.5, max(idx) + 0.5, color=BUCKET_SHADES[bucket], zorder=0, lw=0)
+            ax.text(1.0, (min(idx) + max(idx)) / 2, bucket, transform=ax.get_yaxis_transform(), rotation=-90,
+                    ha="left", va="center", fontsize=6, color="0.3")
+    height = 0.8 / m
+    for j, name in enumerate(names):
+        bias = need(metrics, src, "methods", name, "category_bias")
+        vals = np.array([100 * float(bias.get(c, np.nan)) for c in order])
+        ax.barh(y - 0.4 + height * (j + 0.5), vals, height=height, color=colours[name], label=_label(name), zorder=2)
+    ax.axvline(0, color="black", lw=0.6, zorder=3)
+    ax.set_yticks(y, [f"{_label(c)} ({100 * float(truth[c]):.1f}%)" for c in order])
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_xlabel("mean predicted − mean true (percentage points)")
+    fig.legend(loc="outside upper center", ncol=1 if max(map(len, names)) > 18 else min(m, 3), frameon=False,
+               handlelength=1.0)
+    ax.grid(axis="x", color="0.85", lw=0.4, zorder=1)
+    _style(ax)
+    return fig
+
+
+@_with_rc
+def quartile_delta_figure(metrics: Mapping) -> Figure | None:
+    src = _source(metrics, METRICS_FILE)
+    comps = _comparisons(metrics)
+    if not comps:
+        return None
+    colours = method_colours(metrics)
+    fig, ax = _new_figure(2.3)
+    quarts = ("Q1", "Q2", "Q3", "Q4")
+    width = 0.8 / len(comps)
+    for j, (key, comp) in enumerate(comps.items()):
+        qs = need(comp, src, "quartiles")
+        d = np.array([float(need(qs, src, q, "delta")) for q in quarts])
+        lo = np.array([float(qs[q].get("ci_low", np.nan)) for q in quarts])
+        hi = np.array([float(qs[q].get("ci_high", np.nan)) for q in quarts])
+        x = np.arange(4) - 0.4 + width * (j + 0.5)
+        ax.bar(x, d, width=width * 0.9, color=colours.get(comp.get("method"), OKABE_ITO[j]), label=_label(key), zorder=2)
+        ax.errorbar(x, d, yerr=np.vstack([d - lo, hi - d]), fmt="none", ecolor="black", elinewidth=0.7, capsize=1.5,
+                    zorder=3)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(np.arange(4), ["Q1\nhead-leaning", "Q2", "Q3", "Q4\ntail-leaning"])
+    unit = metrics.get("unit", "bits")
+    ax.set_ylabel(f"Δ JS, method − reference ({unit})")
+    fig.legend(loc="outside upper center", ncol=1 if max(map(len, comps)) > 22 else 2, frameon=False,
+               handlelength=1.0)
+    ax.grid(axis="y", color="0.85", lw=0.4, zorder=1)
+    ax.margins(y=0.15)
+    _style(ax)
+    return fig
+
+
+@_with_rc
+def js_ndcg_figure(metrics: Mapping) -> Figure:
+    src = _source(metrics, METRICS_FILE)
+    colours = method_colours(metrics)
+    names = _method_names(metrics)
+    fig, (ax_js, ax_nd) = _new_figure(0.9 + 0.32 * len(names) * 2, ncols=2, sharey=True)
+    y = np.arange(len(names))
+
+    def bars(ax, key, offset, height, hatch=None, label=None):
+        block = [need(metrics, src, "methods", n, key) for n in names]
+        mean = np.array([float(b["mean"]) for b in block])
+        lo = np.array([float(b.get("ci_low", np.nan)) for b in block])
+        hi = np.array([float(b.get("ci_high", np.nan)) for b in block])
+        ax.barh(y + offset, mean, height=height, color=[colours[n] for n in names], hatch=hatch, edgecolor="white",
+                linewidth=0.3, label=label, zorder=2)
+        ax.errorbar(mean, y + offset, xerr=np.vstack([mean - lo, hi - mean]), fmt="none", ecolor="black",
+                    elinewidth=0.7, capsize=1.5, zorder=3)
+        for yy, right, value in zip(y + offset, hi, mean):
+            ax.text(right, yy, f" {value:.3f}", va="center", ha="left", fontsize=5.5)
+
+    bars(ax_js, "js", 0.0, 0.6)
+    ax_js.set_title(f"JS ({metrics.get('unit', 'bits')}) ↓")
+    bars(ax_nd, "ndcg@5", -0.2, 0.38, hatch="//////")
+    bars(ax_nd, "ndcg@10", 0.2, 0.38)
+    ax_nd.set_title("NDCG ↑")
+    proxies = [Patch(facecolor="0.6", hatch="//////", edgecolor="white", label="NDCG@5"),
+               Patch(facecolor="0.6", label="NDCG@10")]
+    fig.legend(handles=proxies, loc="outside lower right", ncol=2, frameon=False, handlelength=1.4)
+    ax_js.set_yticks(y, [_label(n) for n in names])
+    ax_js.set_ylim(len(names) - 0.5, -0.5)
+    for ax, upper in ((ax_js, None), (ax_nd, 1.0)):
+        ax.grid(axis="x", color="0.85", lw=0.4, zorder=1)
+        left, right = ax.get_xlim()
+        ax.set_xlim(0, right * 1.22 if upper is None else min(1.18, right * 1.22))
+        _style(ax)
+    return fig
+
+
+FIGURES: dict[str, tuple[Callable[[Mapping], Figure | None], str]] = {
+    "reliability": (reliability_figure, "Reliability diagram of the soft-label ECE bins: mean predicted vs mean "
+                                        "true probability per bin (marker area by pair count); dashed: identity."),
+    "category_bias": (category_bias_figure, "Per-category bias (mean predicted − mean true), categories sorted by "
+                                            "true frequency (in parentheses); shaded bands: head, mid, tail buckets."),
+    "quartile_delta": (quartile_delta_figure, "Per-quartile Δ JS (method − reference) by the users' true tail mass, "
+                                              "with bootstrap 95% CIs; below zero favours the method."),
+    "js_ndcg": (js_ndcg_figure, "JS divergence to the truth (left) and NDCG@5/@10 (right) per method, with "
+                                "bootstrap 95% CIs."),
+}
+
+
+def render_figures(metrics: Mapping, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
+    """Draw every applicable figure into ``out_dir`` as ``NAME.png`` / ``NAME.pdf``; returns the paths."""
+    import matplotlib
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {}
+    with matplotlib.rc_context(RC):
+        for name, (draw, _caption) in FIGURES.items():
+            fig = draw(metrics)
+            if fig is None:
+                log.info("figure %s skipped (no data)", name)
+                continue
+            paths = []
+            for fmt in formats:
+                path = out / f"{name}.{fmt}"
+                fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if fmt == "pdf" else None)
+                paths.append(path)
+            written[name] = paths
+    return written

@@ -1,0 +1,184 @@
+"""`spectra certify` and `spectra theory phi|dkw`: output keys, numbers checked independently, bad input."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import brentq
+from scipy.spatial.distance import jensenshannon
+
+from spectra_eval.cli import main
+
+CATS = [f"c{i}" for i in range(8)]
+
+
+def _table(path, probs, users):
+    frame = pd.DataFrame(probs, columns=CATS)
+    frame.insert(0, "user_id", users)
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture()
+def tables(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 80
+    truth = rng.dirichlet(np.full(len(CATS), 0.4), size=n)
+    probe = 0.85 * truth + 0.15 * rng.dirichlet(np.ones(len(CATS)), size=n)
+    noisy = truth + rng.normal(0, 0.05, size=truth.shape)
+    dg = np.zeros_like(truth)
+    top = np.argsort(-noisy, axis=1)[:, :3]
+    np.put_along_axis(dg, top, 1 / 3, axis=1)
+    users = [f"u{i:03d}" for i in range(n)]
+    order = rng.permutation(n)  # the probe file lists users in another order: certify must align
+    return {
+        "truth": _table(tmp_path / "truth.csv", truth, users),
+        "probe": _table(tmp_path / "probe.csv", probe[order], [users[i] for i in order]),
+        "dg": _table(tmp_path / "dg.csv", dg, users),
+        "arrays": (truth, probe, dg),
+        "tmp": tmp_path,
+    }
+
+
+def _certify(tables, *extra, out="out"):
+    return main(["certify", "--truth", tables["truth"], "--probe", tables["probe"], "--dg", tables["dg"],
+                 "--out", str(tables["tmp"] / out), *extra])
+
+
+def _phi_sharp_reference(js_bits):
+    """Independent inverse of ln2 - h((1+t)/2) = JS_nats by brentq on the entropy formula."""
+    target = js_bits * math.log(2)
+    if target <= 0:
+        return 0.0
+    h = lambda x: -x * math.log(x) - (1 - x) * math.log(1 - x) if 0 < x < 1 else 0.0  # noqa: E731
+    return brentq(lambda t: math.log(2) - h((1 + t) / 2) - target, 0, 1, xtol=1e-14)
+
+
+def test_certify_writes_contract_keys_with_independently_checked_numbers(tables, capsys):
+    assert _certify(tables, "--k", "3", "--routes", "2") == 0
+    cert = json.loads((tables["tmp"] / "out" / "certificate.json").read_text())
+    assert cert["schema"] == "spectra.certificate/1"
+    assert {"truth", "probe", "dg", "alpha", "k", "unit", "tau"} <= set(cert["settings"])
+    truth, probe, dg = tables["arrays"]
+    n = len(truth)
+    js = jensenshannon(truth, probe, axis=1, base=2) ** 2  # scipy returns the distance sqrt(JS)
+    m_tau = np.where(dg > 0, 0, truth).sum(axis=1)
+    in_regime = m_tau > np.array([_phi_sharp_reference(j) for j in js])
+    tv = lambda a, b: 0.5 * np.abs(a - b).sum(axis=1)  # noqa: E731
+    pu = cert["per_user"]
+    assert pu["n"] == n and pu["chain"] == "sharp"
+    assert pu["fraction_in_regime"] == pytest.approx(in_regime.mean())
+    assert pu["fraction_tv_dominates"] == pytest.approx((tv(probe, truth) < tv(dg, truth)).mean())
+    assert 0 < pu["fraction_in_regime"] <= pu["fraction_tv_dominates"]
+    for reading, (value, m) in {"mean_js": (js.mean(), m_tau.mean()), "median_js": (np.median(js), np.median(m_tau)),
+                                "js_of_means": (jensenshannon(truth.mean(0), probe.mean(0), base=2) ** 2,
+                                                m_tau.mean())}.items():
+        agg = cert["aggregate"][reading]
+        assert agg["js"] == pytest.approx(value) and agg["m_tau"] == pytest.approx(m)
+        assert "not a certificate" in agg["label"]
+        sharp = agg["chains"]["sharp"]
+        assert sharp["tv_bound"] == pytest.approx(_phi_sharp_reference(value), abs=1e-9)
+        assert sharp["margin"] == pytest.approx(m - sharp["tv_bound"]) and sharp["holds"] == (sharp["margin"] > 0)
+        assert sharp["valid"] and not agg["chains"]["pinsker_topsoe"]["valid"]
+    # Theorem 1 with k = 3 and the direct l_inf certificate, recomputed with a plain loop
+    favorable, gains = [], []
+    for t, s, d in zip(truth, probe, dg):
+        order_t, order_s = np.argsort(-t, kind="stable"), np.argsort(-s, kind="stable")
+        eps = np.max(np.abs(s - t))
+        listed = set(np.flatnonzero(d > 0))
+        gap = t[order_t[2]] - t[order_t[3]]
+        favorable.append(gap > 2 * eps and listed != set(order_t[:3]) and len(listed) <= 3)
+        gains.append(t[order_s[:3]].sum() - t[list(listed)].sum())
+    favorable, gains = np.array(favorable), np.array(gains)
+    t1 = cert["theorem1"]
+    assert t1["k"] == 3 and t1["certificate"] == "direct_linf"
+    assert t1["fraction_favorable"] == pytest.approx(favorable.mean()) and favorable.any()
+    assert t1["conditional_gain"] == pytest.approx(gains[favorable].mean())
+    radius = math.sqrt(2 * math.log(2 / 0.05) / n)
+    assert t1["gain_ci_low"] == pytest.approx(gains.mean() - radius)
+    assert t1["gain_ci_high"] == pytest.approx(gains.mean() + radius)
+    assert t1["implication_violations"] == 0
+    dkw = cert["dkw"]
+    assert (dkw["n"], dkw["alpha"], dkw["routes"]) == (n, 0.05, 2)
+    assert dkw["cohort_slack"] + dkw["route_penalty"] == pytest.approx(math.sqrt(math.log(2 / 0.05) / (2 * n)))
+    assert dkw["pi_lower"] == pytest.approx(max(0, in_regime.mean() - math.sqrt(math.log(40) / (2 * n))))
+    per_user = pd.read_csv(tables["tmp"] / "out" / "certificate_per_user.csv", dtype={"user_id": str})
+    assert len(per_user) == n and per_user["in_regime"].mean() == pytest.approx(in_regime.mean())
+    assert json.loads(capsys.readouterr().out)["n"] == n
+
+
+def test_theory_phi_prints_every_chain_and_paper_anchors(capsys):
+    assert main(["theory", "phi", "--js", "0.062", "--unit", "bits"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    chains = out["chains"]
+    assert all({"tv_bound", "valid", "convention"} <= set(c) for c in chains.values())
+    assert chains["sharp"]["tv_bound"] == pytest.approx(_phi_sharp_reference(0.062), abs=1e-9)
+    assert round(chains["pinsker_topsoe@paper"]["tv_bound"], 3) == 0.207
+    assert not chains["pinsker_topsoe@paper"]["valid"] and chains["js_direct"]["valid"]
+    assert main(["theory", "phi", "--js", str(0.062 * math.log(2)), "--unit", "nats", "--m-tau", "0.626"]) == 0
+    nats = json.loads(capsys.readouterr().out)
+    assert nats["js_bits"] == pytest.approx(0.062)
+    assert nats["chains"]["sharp"]["margin"] == pytest.approx(0.626 - chains["sharp"]["tv_bound"])
+
+
+def test_theory_dkw_prints_slack_penalty_and_lower_bound(capsys):
+    assert main(["theory", "dkw", "--n", "16500", "--alpha", "0.05", "--routes", "2", "--fhat", "1.0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pi_lower"] == pytest.approx(1 - math.sqrt(math.log(40) / 33000))
+    assert round(out["paper"]["pi_lower"], 3) == 0.977
+    assert f"{out['paper']['table14_route_penalty']:.1e}" == "6.1e-06"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["theory", "phi", "--js", "1.5"], "outside [0, 1] bits"),
+    (["theory", "phi", "--js", "-0.01"], "outside"),
+    (["theory", "phi", "--js", "0.7", "--unit", "nats"], "nats"),
+    (["theory", "phi", "--js", "nan"], "js"),
+    (["theory", "dkw", "--n", "0"], "n: "),
+    (["theory", "dkw", "--n", "2.5"], "n: "),
+    (["theory", "dkw", "--n", "100", "--alpha", "1"], "alpha"),
+    (["theory", "dkw", "--n", "100", "--alpha", "0"], "alpha"),
+    (["theory", "dkw", "--n", "100", "--routes", "0"], "routes"),
+    (["theory", "dkw", "--n", "100", "--fhat", "1.5"], "fhat"),
+])
+def test_theory_bad_input(argv, needle, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err.startswith(f"spectra theory: error: ") and needle in err and "\n" not in err
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--alpha", "0"], "alpha"), (["--alpha", "1.5"], "alpha"), (["--k", "8"], "k:"), (["--k", "0"], "k:"),
+    (["--routes", "0"], "routes"), (["--tau", "-0.1"], "tau"),
+])
+def test_certify_bad_parameters_write_nothing(tables, extra, needle, capsys):
+    assert _certify(tables, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spectra certify: error: ") and needle in err and "\n" not in err
+    assert not (tables["tmp"] / "out").exists()
+
+
+@pytest.mark.parametrize("which, row, col, value, needle", [
+    ("probe", 2, "c3", -0.2, "is negative"),
+    ("dg", 0, "c1", 1.7, "sum to"),
+    ("truth", 5, "c0", float("nan"), "must be finite"),
+])
+def test_certify_bad_probabilities_name_file_user_column(tables, which, row, col, value, needle, capsys):
+    frame = pd.read_csv(tables[which], dtype={"user_id": str})
+    frame.loc[row, col] = value
+    frame.to_csv(tables[which], index=False)
+    assert _certify(tables) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and tables[which] in err and frame.loc[row, "user_id"] in err and "\n" not in err
+    assert not (tables["tmp"] / "out").exists()
+
+
+def test_certify_missing_user_is_an_error(tables, capsys):
+    frame = pd.read_csv(tables["dg"], dtype={"user_id": str}).iloc[1:]
+    frame.to_csv(tables["dg"], index=False)
+    assert _certify(tables) == 2
+    assert "u000" in capsys.readouterr().err
+    assert not (tables["tmp"] / "out").exists()

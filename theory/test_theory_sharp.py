@@ -1,0 +1,83 @@
+"""The sharp chain phi_sharp(J) = sup{TV : JS <= J}: valid, attained, and tighter than every valid chain."""
+import numpy as np
+from hypothesis import given, strategies as st
+from scipy.optimize import brentq
+from scipy.stats import entropy
+
+from spectra_eval import divergences as dv
+from spectra_eval.theory import CHAINS, LN2, VALID_CHAINS, js_min_given_tv, phi_sharp, two_point_pair
+from spectra_strategies import pairs
+
+TOL = 1e-9
+
+
+def _h(x):
+    """Binary entropy in nats (scipy as the independent reference)."""
+    return entropy([x, 1 - x])
+
+
+def test_js_min_matches_binary_entropy_formula_and_series():
+    t = np.linspace(0, 1, 401)
+    reference = np.array([LN2 - _h((1 + x) / 2) for x in t])
+    np.testing.assert_allclose(js_min_given_tv(t), reference, atol=1e-14)
+    small = np.array([1e-8, 1e-5, 1e-3])
+    series = sum(small ** (2 * n) / (2 * n * (2 * n - 1)) for n in range(1, 6))
+    np.testing.assert_allclose(js_min_given_tv(small), series, rtol=1e-9)
+    assert np.all(js_min_given_tv(t) >= t ** 2 / 2 - 1e-16)  # the js_direct lemma
+    assert js_min_given_tv(1.0) == LN2 and js_min_given_tv(1.0, "bits") == 1.0
+
+
+def test_phi_sharp_inverts_js_min_against_brentq():
+    for j in [0.0, 1e-12, 1e-6, 0.01, 0.062, 0.399, 0.9, 0.999999, 1.0]:
+        if j == 0.0:
+            expected = 0.0
+        elif j == 1.0:
+            expected = 1.0
+        else:
+            expected = brentq(lambda t: LN2 - _h((1 + t) / 2) - j * LN2, 0, 1, xtol=1e-15)
+        assert abs(phi_sharp(j, "bits") - expected) < 1e-7
+    j = np.linspace(0, LN2, 1001)
+    np.testing.assert_allclose(js_min_given_tv(phi_sharp(j, "nats")), j, atol=1e-13)
+
+
+def test_binary_minimiser_is_the_symmetric_pair_on_a_fine_grid():
+    """For fixed TV t, JS over all binary pairs (p1 - q1 = t) is smallest at the symmetric pair."""
+    for t in [0.05, 0.3, 0.62, 0.9]:
+        x = np.linspace(t / 2, 1 - t / 2, 20001)  # x = midpoint m1
+        p = np.stack([x + t / 2, 1 - x - t / 2], axis=1)
+        q = np.stack([x - t / 2, 1 - x + t / 2], axis=1)
+        p, q = np.clip(p, 0, 1), np.clip(q, 0, 1)
+        js = dv.js(p, q, unit="nats")
+        assert abs(x[np.argmin(js)] - 0.5) < 1e-4
+        assert js.min() >= js_min_given_tv(t) - 1e-12
+        assert np.all(np.diff(js[: len(x) // 2]) <= 1e-15)  # convex and symmetric: decreasing to the middle
+
+
+@given(pairs())
+def test_sharp_bound_never_violated(pair):
+    p, q = pair
+    j = dv.js(p, q)[0]
+    assert dv.tv(p, q)[0] <= phi_sharp(min(1.0, j + 1e-12)) + TOL
+
+
+@given(st.floats(0, 1), st.integers(2, 9))
+def test_sharp_bound_attained_by_two_point_pair(t, k):
+    p2, q2 = two_point_pair(t)
+    p, q = np.zeros(k), np.zeros(k)
+    p[:2], q[:2] = p2, q2  # padding with zero categories changes neither JS nor TV
+    assert abs(dv.tv(p, q)[0] - t) < 1e-15
+    assert abs(phi_sharp(dv.js(p, q)[0]) - t) < 1e-6
+
+
+@given(st.floats(0, 1))
+def test_sharp_is_tightest_among_valid_chains(j):
+    sharp = phi_sharp(j)
+    for name in VALID_CHAINS:
+        assert sharp <= CHAINS[name](j, "bits") + 1e-12, name
+
+
+def test_sharp_is_increasing_and_spans_unit_interval():
+    j = np.linspace(0, 1, 2001)
+    values = phi_sharp(j)
+    assert values[0] == 0.0 and abs(values[-1] - 1.0) < 1e-15
+    assert np.all(np.diff(values) > 0)
