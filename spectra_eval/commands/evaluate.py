@@ -1,0 +1,104 @@
+"""``spectra evaluate``: score method tables against the truth and write metrics.json + per_user.parquet."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spectra_eval.validation import SpectraInputError
+
+EPILOG = """\
+Tables are CSV or Parquet (by extension): a user_id column and one column per category label, each row a
+probability vector (finite, >= 0, summing to 1 within 1e-6). Method tables must have exactly the truth's
+users and categories (any order). Outputs: OUT/metrics.json (schema spectra.metrics/1) and
+OUT/per_user.parquet (one row per user and method). On bad input nothing is written and the exit status is 2.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--truth", required=True, metavar="T",
+                        help="truth table: each user's empirical future category distribution")
+    parser.add_argument("--pred", required=True, action="append", metavar="NAME=FILE", default=None,
+                        help="a method's predicted distribution table, under a name (repeat for each method)")
+    parser.add_argument("--reference", required=True, metavar="NAME",
+                        help="the --pred NAME every other method is compared with (differences are method - reference)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="output directory for metrics.json and per_user.parquet (created if needed)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                        help="user-level bootstrap resamples, one paired draw shared by all methods (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draw (default 0)")
+    parser.add_argument("--bins", type=int, default=20, metavar="N",
+                        help="equal-width bins for the soft-label and top-1 ECE (default 20)")
+    parser.add_argument("--meta", default=None, metavar="FILE",
+                        help="optional metadata table: user_id plus stratum columns (e.g. activity, context_window); "
+                             "adds per-stratum JS deltas with range and wins")
+
+
+def parse_preds(items: list[str]) -> dict[str, str]:
+    """``["NAME=FILE", ...]`` -> ``{NAME: FILE}``; malformed or repeated names are input errors."""
+    preds: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise SpectraInputError(f"--pred {item!r}: expected NAME=FILE")
+        if name in preds:
+            raise SpectraInputError(f"--pred {item!r}: method name {name!r} is given more than once")
+        preds[name] = path
+    return preds
+
+
+def run(args) -> int:
+    from spectra_eval.evaluation import evaluate
+    from spectra_eval.io import atomic_outputs, read_distribution_table, read_frame, write_frame, write_json
+
+    preds = parse_preds(args.pred)
+    if args.reference not in preds:
+        raise SpectraInputError(f"--reference {args.reference!r} is not among the --pred names ({', '.join(preds)})")
+    if args.bootstrap < 1:
+        raise SpectraInputError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    if args.bins < 1:
+        raise SpectraInputError(f"--bins must be at least 1, got {args.bins}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SpectraInputError(f"--out {out}: exists and is not a directory")
+
+    truth = read_distribution_table(args.truth)
+    tables = {name: read_distribution_table(path) for name, path in preds.items()}
+    meta = read_frame(args.meta) if args.meta else None
+    result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
+                      meta=meta, meta_source=args.meta)
+    with atomic_outputs(out) as stage:
+        write_json(stage / "metrics.json", result.to_dict())
+        write_frame(stage / "per_user.parquet", result.per_user_frame())
+    print(summary(result.to_dict()))
+    print(f"wrote {out / 'metrics.json'} and {out / 'per_user.parquet'}")
+    return 0
+
+
+def summary(metrics: dict) -> str:
+    """A short fixed-width table of the headline numbers in a metrics.json dict."""
+    rows = [f"{metrics['n_users']} users x {metrics['n_categories']} categories; "
+            f"{metrics['settings']['bootstrap']} bootstrap resamples, 95% CIs; JS in bits"]
+    head = f"{'method':<16}{'JS':>24}{'NDCG@10':>24}{'tail mass':>11}{'ECE':>8}{'head ECE':>10}"
+    rows += [head, "-" * len(head)]
+
+    def ci(m):
+        return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+    for name, m in metrics["methods"].items():
+        rows.append(f"{name:<16}{ci(m['js']):>24}{ci(m['ndcg@10']):>24}{m['bucket_mass']['tail']:>11.3f}"
+                    f"{_num(m['ece']['overall']):>8}{_num(m['ece']['head']):>10}")
+    rows.append(f"(truth tail mass {metrics['truth']['bucket_mass']['tail']:.3f})")
+    for name, c in metrics["comparisons"].items():
+        q = c["quartiles"]
+        rows.append(f"{name}: dJS {c['js']['mean_diff']:+.3f} [{c['js']['ci_low']:+.3f}, {c['js']['ci_high']:+.3f}] "
+                    f"p={c['js']['p']:.2g}; dNDCG@10 {c['ndcg@10']['mean_diff']:+.3f} p={c['ndcg@10']['p']:.2g}; "
+                    f"categories won {c['category_wins']}/{len(c['per_category'])} (Holm); "
+                    f"Q4/Q1 {_num(q['ratio_q4_q1'], '.2f')}")
+    return "\n".join(rows)
+
+
+def _num(x, fmt: str = ".4f") -> str:
+    return "nan" if x is None else format(x, fmt)
