@@ -1,0 +1,536 @@
+"""Transformers backend with an exact shared-prefix ("packed") engine.
+
+Why packed is exact
+-------------------
+A causal LM's output at a position depends only on the tokens it may attend to and on their
+positions.  The packed engine puts, into one row, a user's prefix tokens followed by each suffix's
+tokens, gives every suffix token the position ids it would have in ``prefix + suffix`` alone
+(``P, P+1, ...``), and uses a 4-D additive float mask in which a suffix token sees the prefix and,
+causally, its own suffix only.  Every query therefore sees exactly the keys (with the same rotary
+positions) that it sees when ``prefix + suffix`` is run on its own, so the scores equal the naive
+engine's up to floating-point summation order.  Several users are packed into one row (block-diagonal
+mask) when they fit; a user whose K suffixes do not fit a row (K = 1,311) has its prefix run once with a
+KV cache, and the suffixes are then scored in chunks against that cache (expanded along the batch as
+views, never recomputed).
+
+Logits are only formed at the positions that are needed (the last prefix token and the suffix tokens),
+so the ``(tokens x vocab)`` logit tensor of a full forward is never materialised.
+
+Tokenisation boundary
+---------------------
+Scoring ``tokens(prefix)`` followed by the suffix's tokens is only the same as scoring ``prefix + s`` when
+``tokens(prefix + s)`` starts with ``tokens(prefix)``.  This is checked for every suffix; the suffix's
+tokens are taken as the tail of ``tokens(prefix + s)`` (so they are always the whole-prompt tokens).  Where
+a BPE merge crosses the boundary (e.g. prefix ``"... hel"`` + suffix ``"lo"``), the prompt is scored on its
+own, its suffix tokens being those after the longest run shared with ``tokens(prefix)``, and
+``ScoreResult.fallback`` is set.  Suffixes that start with a space, as the probe templates' do, tokenise
+cleanly with byte-level BPE.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from spectra_eval.validation import SpectraInputError
+
+from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, encode_texts,
+                   leading_special_ids, plan_groups, sha256_dir)
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+ENGINES = ("packed", "naive")
+ATTENTION_WITH_4D_MASKS = ("sdpa", "eager")
+
+
+class HFBackend(Backend):
+    """Score and generate with a local transformers causal LM (optionally a peft LoRA adapter).
+
+    Parameters
+    ----------
+    model_dir : path
+        Directory with ``config.json``, safetensors weights and the tokenizer.
+    adapter_dir : path, optional
+        peft adapter directory (``adapter_config.json``, ``adapter_model.safetensors``).
+    merge_adapter : bool
+        Merge the LoRA weights into the base weights (``merge_and_unload``) after loading.
+    device : {'cpu', 'cuda', 'cuda:N'}
+    dtype : {'float32', 'bfloat16', 'float16'}
+    engine : {'packed', 'naive'}
+        ``naive`` runs every ``prefix + suffix`` as its own sequence (the reference); ``packed`` shares
+        each prefix exactly (see the module docstring).
+    chunk_size : int, optional
+        Most tokens in one packed row (also the suffix-token budget of one chunk against a cached prefix).
+        A row's attention is computed densely under the block mask, costing about ``L / (6 * hidden)`` of
+        the row's matmul work, so rows are kept short relative to the hidden size: the default is
+        ``min(2048, max(512, hidden_size))``.  Memory grows with the chunk, never with K.
+    batch_rows : int, optional
+        Packed rows per forward pass (default 1 on CPU, 8 on CUDA).
+    naive_batch_size : int
+        Prompts per forward pass in the naive engine (right-padded, so padding never changes a score).
+    trust_remote_code : bool
+        Off unless asked for.
+    attn_implementation : str
+        ``"sdpa"`` (default) or ``"eager"``; both honour the engine's 4-D masks.
+    """
+
+    def __init__(
+        self,
+        model_dir,
+        adapter_dir=None,
+        merge_adapter: bool = False,
+        device: str = "cpu",
+        dtype: str = "float32",
+        engine: str = "packed",
+        chunk_size: int | None = None,
+        batch_rows: int | None = None,
+        naive_batch_size: int = 8,
+        trust_remote_code: bool = False,
+        attn_implementation: str = "sdpa",
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _check_choice("dtype", dtype, DTYPES)
+        path = check_model_dir(model_dir)
+        adapter_path = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=getattr(torch, dtype),
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            # load straight onto the GPU (no CPU copy of a large model); CPU keeps the default path
+            **({"device_map": device} if str(device).startswith("cuda") else {}),
+        )
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_path, is_trainable=False)
+            if merge_adapter:
+                model = model.merge_and_unload()
+        self._setup(model, tokenizer, device=device, engine=engine, chunk_size=chunk_size,
+                    batch_rows=batch_rows, naive_batch_size=naive_batch_size)
+        self._info.update(
+            model=str(path),
+            adapter=str(adapter_path) if adapter_path is not None else None,
+            adapter_sha256=sha256_dir(adapter_path) if adapter_path is not None else None,
+            adapter_merged=bool(adapter_path is not None and merge_adapter),
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+        )
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, device: str = "cpu", engine: str = "packed", chunk_size: int | None = None,
+                   batch_rows: int | None = None, naive_batch_size: int = 8) -> "HFBackend":
+        """Wrap an in-memory model and tokenizer (tests, benchmarks, freshly trained models)."""
+        self = cls.__new__(cls)
+        self._setup(model, tokenizer, device=device, engine=engine, chunk_size=chunk_size,
+                    batch_rows=batch_rows, naive_batch_size=naive_batch_size)
+        self._info.update(model=getattr(model.config, "_name_or_path", None) or None, adapter=None,
+                          adapter_sha256=None, adapter_merged=False)
+        return self
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, model, tokenizer, *, device, engine, chunk_size, batch_rows, naive_batch_size):
+        import torch
+
+        _check_choice("engine", engine, ENGINES)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if chunk_size is None:
+            hidden = getattr(base.config.get_text_config(), "hidden_size", 2048)
+            chunk_size = min(2048, max(512, int(hidden)))
+        if chunk_size < 8:
+            raise SpectraInputError(f"chunk_size must be at least 8 tokens, got {chunk_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self._tokenizer = tokenizer
+        self.engine = engine
+        self.chunk_size = int(chunk_size)
+        self.batch_rows = int(batch_rows or (8 if self.device.type == "cuda" else 1))
+        self.naive_batch_size = int(naive_batch_size)
+        self.dtype = next(self.model.parameters()).dtype
+        self._decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+        self._head = base.get_output_embeddings()
+        self._softcap = getattr(base.config, "final_logit_softcapping", None)
+        impl = getattr(base.config, "_attn_implementation", None) or "sdpa"
+        if engine == "packed" and impl not in ATTENTION_WITH_4D_MASKS:
+            raise SpectraInputError(
+                f"the packed engine needs an attention implementation that takes 4-D float masks "
+                f"({', '.join(ATTENTION_WITH_4D_MASKS)}); the model uses {impl!r}"
+            )
+        self._lead = leading_special_ids(tokenizer)
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if self._pad_id is None:
+            self._pad_id = 0
+        self._info = {"dtype": str(self.dtype).replace("torch.", "")}
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    def describe(self) -> dict:
+        import torch
+        import transformers
+
+        try:
+            import peft
+
+            peft_version = peft.__version__
+        except ImportError:  # pragma: no cover - peft is part of the probe extra
+            peft_version = None
+        return {
+            "backend": "transformers",
+            **self._info,
+            "device": str(self.device),
+            "engine": self.engine,
+            "chunk_size": self.chunk_size,
+            "batch_rows": self.batch_rows,
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "peft": peft_version,
+            },
+        }
+
+    # --------------------------------------------------------------- scoring
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        import torch
+
+        requests = list(requests)
+        groups, fallback = plan_groups(self._tokenizer, requests, share_prefix=self.engine == "packed", lead=self._lead)
+        lp = [np.zeros(len(r.suffixes)) for r in requests]
+        nt = [np.zeros(len(r.suffixes), dtype=np.int64) for r in requests]
+        nl = [np.zeros((len(r.suffixes), len(r.next_token_ids))) for r in requests]
+        next_ids = [torch.tensor(r.next_token_ids, dtype=torch.long, device=self.device) for r in requests]
+        vocab = self._head.weight.shape[0] if hasattr(self._head, "weight") else None
+        for r, ids in zip(requests, next_ids):
+            if vocab is not None and len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+                raise SpectraInputError(
+                    f"score: next_token_ids {r.next_token_ids} outside the vocabulary (0..{vocab - 1})")
+
+        sink = _Sink(lp, nt, nl, next_ids)
+        with torch.inference_mode():
+            if self.engine == "naive":
+                self._score_naive(groups, sink)
+            else:
+                self._score_packed(groups, sink)
+        return [ScoreResult(next_logits=nl[i], suffix_logprob=lp[i], suffix_tokens=nt[i], fallback=fallback[i])
+                for i in range(len(requests))]
+
+    def _score_naive(self, groups: list[PromptGroup], sink: "_Sink") -> None:
+        """Reference: each prompt a separate right-padded row through the model's own forward."""
+        import torch
+
+        order = sorted(range(len(groups)), key=lambda g: groups[g].n_tokens)
+        for start in range(0, len(order), self.naive_batch_size):
+            batch = [groups[g] for g in order[start:start + self.naive_batch_size]]
+            seqs = [g.ctx + g.tails[0] for g in batch]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+            att = torch.zeros((len(seqs), width), dtype=torch.long)
+            for b, s in enumerate(seqs):
+                ids[b, : len(s)] = torch.tensor(s)
+                att[b, : len(s)] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=att.to(self.device)).logits.float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            for b, g in enumerate(batch):
+                n_ctx, tail = len(g.ctx), g.tails[0]
+                pos = torch.arange(n_ctx - 1, n_ctx - 1 + len(tail), device=self.device)
+                target = torch.tensor(tail, dtype=torch.long, device=self.device)
+                total = float(logprobs[b, pos, target].double().sum()) if tail else 0.0
+                row = logits[b, n_ctx + len(tail) - 1]
+                sink.put(g.slots[0], total, len(tail), row[sink.ids(g.slots[0])])
+
+    # ---- packed engine
+    def _score_packed(self, groups: list[PromptGroup], sink: "_Sink") -> None:
+        import torch
+
+        small = [g for g in groups if g.n_tokens <= self.chunk_size]
+        large = [g for g in groups if g.n_tokens > self.chunk_size]
+        rows = _first_fit(small, self.chunk_size)
+        for start in range(0, len(rows), self.batch_rows):
+            self._run_rows(rows[start:start + self.batch_rows], sink)
+        for g in large:
+            # Prefix once, with a KV cache; its last position predicts every tail's first token.
+            ids = torch.tensor([g.ctx], dtype=torch.long, device=self.device)
+            out = self._decoder(input_ids=ids, use_cache=True)
+            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in _cache_layers(out.past_key_values)]
+            ctx_hidden = out.last_hidden_state[0, -1]
+            chunks = _chunk_tails(g, self.chunk_size)
+            for start in range(0, len(chunks), self.batch_rows):
+                self._run_cached(g, chunks[start:start + self.batch_rows], past, ctx_hidden, sink)
+
+    def _logits(self, hidden):
+        logits = self._head(hidden).float()
+        if self._softcap:
+            logits = torch_tanh_cap(logits, self._softcap)
+        return logits
+
+    def _run_rows(self, rows: list[list[PromptGroup]], sink: "_Sink") -> None:
+        """Forward a batch of packed rows (each a list of whole groups) and store every tail's scores."""
+        layouts = [_layout(row) for row in rows]
+        ids, pos, grp, seg = _stack(layouts, self._pad_id)
+        mask = _block_mask(grp.to(self.device), seg.to(self.device), 0, self.dtype)
+        hidden = self._decoder(
+            input_ids=ids.to(self.device), position_ids=pos.to(self.device),
+            attention_mask=mask, use_cache=False,
+        ).last_hidden_state
+        for b, (row, lay) in enumerate(zip(rows, layouts)):
+            for gi, g in enumerate(row):
+                ctx_hidden = hidden[b, lay.ctx_start[gi] + len(g.ctx) - 1]
+                self._emit(g, range(len(g.tails)), hidden[b], ctx_hidden, lay.tail_starts[gi], sink)
+
+    def _run_cached(self, g: PromptGroup, chunks, past, ctx_hidden, sink: "_Sink") -> None:
+        """Score chunks of ``g``'s tails (one chunk per row) against the cached prefix.
+
+        The cached keys/values are expanded along the batch as views; the cache's first update concatenates
+        them with the chunk's keys/values, so a chunk costs one copy of the prefix cache per row, never a
+        recomputation of the prefix.
+        """
+        from transformers import DynamicCache
+
+        layouts = [_layout_tails(g, ks, len(g.ctx)) for ks in chunks]
+        ids, pos, grp, seg = _stack(layouts, self._pad_id)
+        n_rows = ids.shape[0]
+        cache = DynamicCache(ddp_cache_data=[(k.expand(n_rows, -1, -1, -1), v.expand(n_rows, -1, -1, -1))
+                                             for k, v in past])
+        mask = _block_mask(grp.to(self.device), seg.to(self.device), len(g.ctx), self.dtype)
+        hidden = self._decoder(
+            input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask,
+            past_key_values=cache, use_cache=True,
+        ).last_hidden_state
+        for b, (ks, lay) in enumerate(zip(chunks, layouts)):
+            self._emit(g, ks, hidden[b], ctx_hidden, lay.tail_starts[0], sink)
+
+    def _emit(self, g: PromptGroup, tail_indices, hidden_row, ctx_hidden, tail_starts, sink: "_Sink") -> None:
+        """Suffix log-likelihoods and next-token logits of the tails ``tail_indices`` of ``g``.
+
+        ``ctx_hidden`` is the final hidden state of the context's last token: its distribution predicts each
+        tail's first token.  Inside a tail of tokens ``y_0..y_{n-1}`` starting at row position ``s``, position
+        ``s + j`` predicts ``y_{j+1}`` and position ``s + n - 1`` gives the next-token logits.  Logits over the
+        vocabulary are formed ``LOGIT_ROWS`` positions at a time, so memory does not grow with K.
+        """
+        import torch
+
+        tails = [g.tails[k] for k in tail_indices]
+        ids = sink.ids(g.slots[0])  # one request per group: the same next_token_ids for all its tails
+        ctx_logits = self._logits(ctx_hidden[None])[0]
+        ctx_lp = torch.log_softmax(ctx_logits, -1)
+        lengths = np.array([len(t) for t in tails], dtype=np.int64)
+        positions = np.concatenate([np.arange(s, s + len(t)) for s, t in zip(tail_starts, tails)] or [np.zeros(0)])
+        targets = np.concatenate([np.asarray(t[1:] + [-1]) for t in tails if t] or [np.zeros(0)]).astype(np.int64)
+        positions = positions.astype(np.int64)
+        token_lp = torch.zeros(len(positions), dtype=torch.float64)
+        last_values = torch.zeros((int((lengths > 0).sum()), len(ids)), dtype=torch.float64)
+        is_last = targets < 0
+        last_index = np.cumsum(is_last) - 1
+        for start in range(0, len(positions), LOGIT_ROWS):
+            sl = slice(start, start + LOGIT_ROWS)
+            pos_t = torch.from_numpy(positions[sl]).to(hidden_row.device)
+            tgt_t = torch.from_numpy(targets[sl]).to(hidden_row.device)
+            logits = self._logits(hidden_row[pos_t])
+            lp = logits.gather(1, tgt_t.clamp(min=0)[:, None])[:, 0] - torch.logsumexp(logits, -1)
+            token_lp[sl] = torch.where(tgt_t >= 0, lp, torch.zeros_like(lp)).double().cpu()
+            last_rows = torch.from_numpy(np.nonzero(is_last[sl])[0]).to(hidden_row.device)
+            if len(last_rows) and len(ids):
+                dest = torch.from_numpy(last_index[sl][is_last[sl]])
+                last_values[dest] = logits[last_rows][:, ids].double().cpu()
+        # sum token log-probs per tail (segment sums), plus the first token's log-prob after the context
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        cums = np.concatenate([[0.0], np.cumsum(token_lp.numpy())])
+        firsts = [t[0] for t in tails if t]
+        first_lp = ctx_lp[torch.tensor(firsts, dtype=torch.long, device=ctx_lp.device)].double().cpu().numpy() \
+            if firsts else np.zeros(0)
+        ctx_next = ctx_logits[ids]
+        j = 0
+        for i, (k, t) in enumerate(zip(tail_indices, tails)):
+            if not t:
+                sink.put(g.slots[k], 0.0, 0, ctx_next)
+                continue
+            total = first_lp[j] + (cums[bounds[i + 1]] - cums[bounds[i]])
+            sink.put(g.slots[k], float(total), len(t), last_values[j])
+            j += 1
+
+    # -------------------------------------------------------------- generate
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy decoding (``do_sample=False``) with left padding, ``naive_batch_size`` prompts at a time."""
+        import torch
+
+        prompts = list(prompts)
+        encoded = encode_texts(self._tokenizer, prompts, self._lead)
+        outputs: list[str] = [""] * len(prompts)
+        eos = self._tokenizer.eos_token_id
+        with torch.inference_mode():
+            for start in range(0, len(prompts), self.naive_batch_size):
+                batch = encoded[start:start + self.naive_batch_size]
+                width = max(len(s) for s in batch)
+                ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+                att = torch.zeros((len(batch), width), dtype=torch.long)
+                for b, s in enumerate(batch):
+                    if s:
+                        ids[b, width - len(s):] = torch.tensor(s)
+                        att[b, width - len(s):] = 1
+                out = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=att.to(self.device), max_new_tokens=max_new_tokens,
+                    do_sample=False, num_beams=1, pad_token_id=self._pad_id, eos_token_id=eos,
+                    temperature=None, top_p=None, top_k=None,
+                )
+                for b in range(len(batch)):
+                    outputs[start + b] = self._tokenizer.decode(out[b, width:], skip_special_tokens=True)
+        return outputs
+
+
+# ---------------------------------------------------------------------------- helpers
+LOGIT_ROWS = 1024  # positions whose full-vocabulary logits are formed at once (151,936 x 1,024 fp32 = 0.6 GB)
+
+
+class _Sink:
+    """Collects per-suffix scores into the per-request result arrays."""
+
+    def __init__(self, lp, nt, nl, next_ids):
+        self.lp, self.nt, self.nl, self.next_ids = lp, nt, nl, next_ids
+
+    def ids(self, slot):
+        return self.next_ids[slot[0]]
+
+    def put(self, slot, logprob: float, n_tokens: int, next_values) -> None:
+        ri, si = slot
+        self.lp[ri][si] = logprob
+        self.nt[ri][si] = n_tokens
+        if len(self.next_ids[ri]):
+            self.nl[ri][si] = np.asarray(next_values.double().cpu() if hasattr(next_values, "cpu") else next_values)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise SpectraInputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def torch_tanh_cap(logits, cap: float):
+    import torch
+
+    return torch.tanh(logits / cap) * cap
+
+
+def _cache_layers(cache):
+    """(key, value) per layer of a transformers Cache (DynamicCache iterates to such tuples)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(cache)
+
+
+@dataclass
+class _Layout:
+    ids: list[int]
+    pos: list[int]
+    grp: list[int]
+    seg: list[int]
+    ctx_start: list[int]
+    tail_starts: list[list[int]]
+
+
+def _layout(row: list[PromptGroup]) -> _Layout:
+    """Concatenate whole groups into one row: context (segment 0) then tails (segments 1..), per group."""
+    lay = _Layout([], [], [], [], [], [])
+    for gi, g in enumerate(row):
+        lay.ctx_start.append(len(lay.ids))
+        n = len(g.ctx)
+        lay.ids += g.ctx
+        lay.pos += list(range(n))
+        lay.grp += [gi] * n
+        lay.seg += [0] * n
+        starts = []
+        for k, t in enumerate(g.tails):
+            starts.append(len(lay.ids))
+            lay.ids += t
+            lay.pos += list(range(n, n + len(t)))
+            lay.grp += [gi] * len(t)
+            lay.seg += [k + 1] * len(t)
+        lay.tail_starts.append(starts)
+    return lay
+
+
+def _layout_tails(g: PromptGroup, tail_indices, past_len: int) -> _Layout:
+    """A row of tails only, to be scored against a cached context of ``past_len`` tokens."""
+    lay = _Layout([], [], [], [], [0], [[]])
+    for k in tail_indices:
+        t = g.tails[k]
+        lay.tail_starts[0].append(len(lay.ids))
+        lay.ids += t
+        lay.pos += list(range(past_len, past_len + len(t)))
+        lay.grp += [0] * len(t)
+        lay.seg += [k + 1] * len(t)
+    return lay
+
+
+def _stack(layouts: list[_Layout], pad_id: int):
+    """Right-pad rows into (B, L) tensors; padding gets group -1 and segment -1 (it only sees padding)."""
+    import torch
+
+    width = max(max(len(l.ids) for l in layouts), 1)
+    shape = (len(layouts), width)
+    ids = torch.full(shape, pad_id, dtype=torch.long)
+    pos = torch.zeros(shape, dtype=torch.long)
+    grp = torch.full(shape, -1, dtype=torch.long)
+    seg = torch.full(shape, -1, dtype=torch.long)
+    for b, l in enumerate(layouts):
+        n = len(l.ids)
+        ids[b, :n] = torch.tensor(l.ids, dtype=torch.long)
+        pos[b, :n] = torch.tensor(l.pos, dtype=torch.long)
+        grp[b, :n] = torch.tensor(l.grp, dtype=torch.long)
+        seg[b, :n] = torch.tensor(l.seg, dtype=torch.long)
+    return ids, pos, grp, seg
+
+
+def _block_mask(grp, seg, past_len: int, dtype):
+    """Additive mask (B, 1, L, past_len + L): query i may see key j iff j <= i, same group, and j is in the
+    context (segment 0) or in i's own segment; every query sees the ``past_len`` cached context keys.
+
+    ``0`` where allowed, the dtype's most negative finite value elsewhere (no row is fully masked: every
+    token sees itself).
+    """
+    import torch
+
+    n_rows, width = grp.shape
+    idx = torch.arange(width, device=grp.device)
+    allowed = (idx[None, :, None] >= idx[None, None, :]) & (grp[:, :, None] == grp[:, None, :])
+    allowed &= (seg[:, None, :] == 0) | (seg[:, :, None] == seg[:, None, :])
+    if past_len:
+        allowed = torch.cat([allowed.new_ones((n_rows, width, past_len)), allowed], dim=-1)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=grp.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def _first_fit(groups: list[PromptGroup], budget: int) -> list[list[PromptGroup]]:
+    """Pack whole groups into rows of at most ``budget`` tokens, in order (next-fit keeps users together)."""
+    rows: list[list[PromptGroup]] = []
+    used = budget + 1
+    for g in groups:
+        if used + g.n_tokens > budget:
+            rows.append([])
+            used = 0
+        rows[-1].append(g)
+        used += g.n_tokens
+    return rows
+
+
+def _chunk_tails(g: PromptGroup, budget: int) -> list[list[int]]:
+    """Split ``g``'s tail indices into chunks of at most ``budget`` tokens (a longer tail is a chunk alone)."""
+    chunks: list[list[int]] = []
+    used = budget + 1
+    for k, t in enumerate(g.tails):
+        n = max(len(t), 1)
+        if used + n > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(k)
+        used += n
+    return chunks

@@ -1,0 +1,90 @@
+"""``spectra probe``: per-user category distributions from an LLM (and ``--merge`` of shard outputs).
+
+Run::
+
+    spectra probe --model DIR --contexts users.csv --categories cats.txt --method yesno --out probe.csv
+    spectra probe ... --shard 0/4 --out part0.csv          # one of 4 contiguous row blocks
+    spectra probe --merge part0.csv part1.csv part2.csv part3.csv --out probe.csv
+
+Writes ``OUT``, ``OUT-stem.scores.EXT`` and ``OUT-stem.manifest.json`` (see :mod:`spectra_probe.run`).
+"""
+from __future__ import annotations
+
+import argparse
+
+METHODS = ("yesno", "name", "choice", "dg", "reranker")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    io = parser.add_argument_group("inputs and outputs")
+    io.add_argument("--model", metavar="DIR", help="local model directory (config.json + safetensors + tokenizer)")
+    io.add_argument("--adapter", metavar="DIR", default=None, help="peft LoRA adapter directory")
+    io.add_argument("--merge-adapter", action="store_true", help="merge the adapter into the weights after loading")
+    io.add_argument("--contexts", metavar="FILE", help="CSV/Parquet with columns user_id, context")
+    io.add_argument("--categories", metavar="FILE", help=".txt, one category label per line")
+    io.add_argument("--hierarchy", metavar="FILE", default=None,
+                    help="JSON {L1: [L2, ...]} partitioning the categories: hierarchical yes/no probing")
+    io.add_argument("--template", metavar="FILE", default=None, help="JSON prompt templates (partial is fine)")
+    io.add_argument("--out", metavar="FILE", required=True,
+                    help="distribution table (.csv/.parquet); .scores and .manifest.json go next to it")
+    io.add_argument("--merge", nargs="+", metavar="PART", default=None,
+                    help="instead of probing, merge the outputs of --shard runs into --out")
+
+    m = parser.add_argument_group("method")
+    m.add_argument("--method", choices=METHODS, help="scorer (dg and reranker are baselines)")
+    m.add_argument("--temperature", type=_positive_float, default=1.0, help="tau in theta = softmax(S / tau)")
+    m.add_argument("--verbalizers-yes", nargs="+", metavar="WORD", default=None,
+                   help="V+ words (default: Yes Y y), each tried with and without a leading space")
+    m.add_argument("--verbalizers-no", nargs="+", metavar="WORD", default=None, help="V- words (default: No N n)")
+    m.add_argument("--name-reduce", choices=("sum", "mean"), default="sum",
+                   help="name method: sum or per-token mean of the name's log-probabilities")
+    m.add_argument("--choice-labels", choices=("letters", "numbers"), default="letters",
+                   help="choice method: A..Z, AA.. or 1..K")
+    m.add_argument("--choice-mode", choices=("auto", "token", "likelihood"), default="auto",
+                   help="choice method: next-token logit of single-token labels, or full label likelihood")
+    m.add_argument("--branches", choices=("all", "top", "tail", "mix"), default="all",
+                   help="hierarchical: which L1 branches to expand")
+    m.add_argument("--branches-b", dest="n_branches", type=int, default=None, metavar="B",
+                   help="hierarchical: number of branches for top/tail/mix")
+    m.add_argument("--k", type=int, default=5, help="dg: length of the generated list")
+    m.add_argument("--max-new-tokens", type=int, default=64, help="dg: generation budget")
+    m.add_argument("--dg-cutoff", type=float, default=0.8, help="dg: fuzzy-match similarity cutoff")
+
+    e = parser.add_argument_group("engine")
+    e.add_argument("--backend", choices=("transformers", "vllm"), default="transformers")
+    e.add_argument("--engine", choices=("packed", "naive"), default="packed",
+                   help="packed shares each prefix exactly; naive scores every prompt alone (reference)")
+    e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    e.add_argument("--batch-size", type=int, default=8, help="users per backend call")
+    e.add_argument("--checkpoint-every", type=int, default=64, help="users between checkpoint writes (0: at the end)")
+    e.add_argument("--shard", metavar="i/n", default=None, help="probe only the i-th (0-based) of n row blocks")
+    e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run(args) -> int:
+    from spectra_eval.validation import SpectraInputError
+    from spectra_probe import run as probe_run
+
+    if args.merge:
+        result = probe_run.merge_parts(args.out, args.merge)
+        print(f"merged {len(args.merge)} parts: {result.table.n_users} users -> {result.paths['distribution']}")
+        return 0
+    for flag in ("model", "contexts", "categories", "method"):
+        if getattr(args, flag) is None:
+            raise SpectraInputError(f"--{flag} is required (unless --merge)")
+    result = probe_run.run_probe(probe_run.config_from_args(args))
+    line = (f"{result.manifest['method']}: {result.table.n_users} users x {len(result.table.categories)} categories "
+            f"-> {result.paths['distribution']}")
+    if "dg_parse" in result.manifest:
+        line += f" (parse outcomes: {result.manifest['dg_parse']['outcomes']})"
+    print(line)
+    return 0
