@@ -1,0 +1,119 @@
+"""Distribution-table reading, validation and alignment: every contract violation is one clear error."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spectra_eval.io import (
+    DistributionTable,
+    align_tables,
+    atomic_outputs,
+    read_distribution_table,
+    write_distribution_table,
+    write_json,
+)
+from spectra_eval.validation import SpectraInputError, check_distributions
+
+CATS = ["Drama", "Comedy", "Sci-Fi"]
+
+
+def _write(tmp_path, name, rows, columns=("user_id", *CATS)):
+    path = tmp_path / name
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return path
+
+
+def test_round_trip_csv_and_parquet(tmp_path):
+    table = DistributionTable(np.array(["007", "b"], dtype=object), tuple(CATS), np.array([[0.5, 0.5, 0], [0.2, 0.3, 0.5]]))
+    for name in ("t.csv", "t.parquet"):
+        write_distribution_table(tmp_path / name, table)
+        back = read_distribution_table(tmp_path / name)
+        assert list(back.users) == ["007", "b"]  # ids stay strings, leading zeros kept
+        assert back.categories == tuple(CATS)
+        np.testing.assert_array_equal(back.probs, table.probs)
+
+
+@pytest.mark.parametrize(
+    "rows, needle",
+    [
+        ([["u1", 0.5, 0.6, 0.0]], "user 'u1' (row 1): probabilities sum to 1.1"),
+        ([["u1", 1.0, 0, 0], ["u2", np.nan, 0.5, 0.5]], "user 'u2' (row 2), column 'Drama'"),
+        ([["u1", 1.2, -0.2, 0.0]], "column 'Comedy': value -0.2 is negative"),
+        ([["u1", "lots", 0.5, 0.5]], "column 'Drama': value 'lots' is not a number"),
+        ([["u1", 1, 0, 0], ["u1", 0, 1, 0]], "user 'u1' (row 2) appears more than once"),
+        ([[None, 1, 0, 0]], "row 1, column 'user_id': empty user id"),
+    ],
+)
+def test_contract_violations_name_file_user_and_column(tmp_path, rows, needle):
+    path = _write(tmp_path, "bad.csv", rows)
+    with pytest.raises(SpectraInputError) as err:
+        read_distribution_table(path)
+    assert str(path) in str(err.value)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_empty_and_unknown_files(tmp_path):
+    with pytest.raises(SpectraInputError, match="no such file"):
+        read_distribution_table(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(SpectraInputError, match="empty"):
+        read_distribution_table(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("user_id,Drama\n")
+    with pytest.raises(SpectraInputError, match="no rows"):
+        read_distribution_table(tmp_path / "header.csv")
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(SpectraInputError, match="unknown table format"):
+        read_distribution_table(tmp_path / "t.xlsx")
+    (tmp_path / "nouser.csv").write_text("id,Drama\na,1\n")
+    with pytest.raises(SpectraInputError, match="no 'user_id' column"):
+        read_distribution_table(tmp_path / "nouser.csv")
+
+
+def test_align_reorders_and_names_mismatches(tmp_path):
+    truth = read_distribution_table(_write(tmp_path, "truth.csv", [["a", 1, 0, 0], ["b", 0, 1, 0]]))
+    shuffled = read_distribution_table(
+        _write(tmp_path, "pred.csv", [["b", 0.1, 0.2, 0.7], ["a", 0.3, 0.3, 0.4]], ("user_id", "Sci-Fi", "Comedy", "Drama"))
+    )
+    aligned = align_tables(truth, {"m": shuffled})["m"]
+    np.testing.assert_allclose(aligned.probs, [[0.4, 0.3, 0.3], [0.7, 0.2, 0.1]])
+
+    missing_user = read_distribution_table(_write(tmp_path, "p1.csv", [["a", 1, 0, 0]]))
+    with pytest.raises(SpectraInputError, match=r"p1.csv: user 'b' of .*truth.csv is missing"):
+        align_tables(truth, {"m": missing_user})
+    extra_user = read_distribution_table(_write(tmp_path, "p2.csv", [["a", 1, 0, 0], ["b", 1, 0, 0], ["c", 1, 0, 0]]))
+    with pytest.raises(SpectraInputError, match=r"p2.csv: user 'c' is not in"):
+        align_tables(truth, {"m": extra_user})
+    extra_cat = read_distribution_table(
+        _write(tmp_path, "p3.csv", [["a", 1, 0, 0, 0], ["b", 1, 0, 0, 0]], ("user_id", *CATS, "War"))
+    )
+    with pytest.raises(SpectraInputError, match=r"p3.csv: column 'War' is not a category"):
+        align_tables(truth, {"m": extra_cat})
+    missing_cat = read_distribution_table(_write(tmp_path, "p4.csv", [["a", 1, 0], ["b", 1, 0]], ("user_id", "Drama", "Comedy")))
+    with pytest.raises(SpectraInputError, match=r"p4.csv: column 'Sci-Fi' .* is missing"):
+        align_tables(truth, {"m": missing_cat})
+
+
+def test_check_distributions_tolerance_and_shape():
+    assert check_distributions([0.5, 0.5 + 5e-7]).shape == (1, 2)
+    with pytest.raises(SpectraInputError, match="sum to"):
+        check_distributions([0.5, 0.5 + 5e-6])
+    with pytest.raises(SpectraInputError, match="not numeric"):
+        check_distributions(["a", "b"])
+    with pytest.raises(SpectraInputError, match="no rows"):
+        check_distributions(np.zeros((0, 3)))
+
+
+def test_atomic_outputs_leave_nothing_on_failure(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with atomic_outputs(out) as stage:
+            write_json(stage / "metrics.json", {"a": 1})
+            raise RuntimeError("boom")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    with atomic_outputs(out) as stage:
+        write_json(stage / "metrics.json", {"a": np.float64(1.5), "b": float("nan"), "c": np.arange(2)})
+    assert json.loads((out / "metrics.json").read_text()) == {"a": 1.5, "b": None, "c": [0, 1]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
