@@ -167,6 +167,25 @@ def _vocabulary(used: Iterable[str], canonical: Sequence[str] = ()) -> tuple[str
     return tuple(head + sorted(used - set(head)))
 
 
+def _ratings(raw: pd.DataFrame, path: Path, lines: np.ndarray, keys: Sequence, names: Sequence[str] | None = None
+             ) -> pd.DataFrame:
+    """Validated ratings: non-empty user and item ids, numeric timestamp and rating.
+
+    ``keys`` are the columns of ``raw`` holding user id, item id, timestamp and rating, in that order (also the
+    order they are checked in); ``names`` name them in error messages (default: the keys). A rating column
+    absent from ``raw`` is left out.
+    """
+    (user, user_name), (item, item_name), (ts, ts_name), (rating, rating_name) = zip(keys, names or keys)
+    ratings = pd.DataFrame({
+        "user_id": _nonempty(raw[user], path, lines, user_name),
+        "item_id": _nonempty(raw[item], path, lines, item_name),
+        "timestamp": _numeric(raw[ts], path, lines, ts_name),
+    })
+    if rating in raw.columns:
+        ratings["rating"] = _numeric(raw[rating], path, lines, rating_name)
+    return ratings
+
+
 def _join(ratings: pd.DataFrame, items: pd.DataFrame, name: str, line_no: np.ndarray, path: Path) -> pd.DataFrame:
     """Attach item categories to each interaction; an unknown item id is an error naming its line."""
     cats = pd.Series(items["categories"].to_numpy(), index=items["item_id"].to_numpy())
@@ -245,13 +264,7 @@ def load_movielens_100k_recbole(folder: str | os.PathLike | None = None) -> Inte
     for col in ("user_id", "item_id", "timestamp"):
         if col not in raw.columns:
             raise SpectraInputError(f"{inter_path}: line 1: no {col!r} field in the header")
-    ratings = pd.DataFrame({
-        "user_id": _nonempty(raw["user_id"], inter_path, lines, "user_id"),
-        "item_id": _nonempty(raw["item_id"], inter_path, lines, "item_id"),
-        "timestamp": _numeric(raw["timestamp"], inter_path, lines, "timestamp"),
-    })
-    if "rating" in raw.columns:
-        ratings["rating"] = _numeric(raw["rating"], inter_path, lines, "rating")
+    ratings = _ratings(raw, inter_path, lines, ("user_id", "item_id", "timestamp", "rating"))
     frame = _join(ratings, items, "recbole ml-100k", lines, inter_path)
     return _finish(frame, items, f"MovieLens-100k (recbole, {folder})", MOVIELENS_GENRES)
 
@@ -281,12 +294,7 @@ def load_movielens_100k(folder: str | os.PathLike) -> Interactions:
         "categories": [tuple(g for g, f in zip(MOVIELENS_GENRES, row) if f) for row in on],
     })
     raw, lines = _split_lines(data_path, "\t", 4)
-    ratings = pd.DataFrame({
-        "user_id": _nonempty(raw[0], data_path, lines, "user id"),
-        "item_id": _nonempty(raw[1], data_path, lines, "item id"),
-        "timestamp": _numeric(raw[3], data_path, lines, "timestamp"),
-        "rating": _numeric(raw[2], data_path, lines, "rating"),
-    })
+    ratings = _ratings(raw, data_path, lines, (0, 1, 3, 2), ("user id", "item id", "timestamp", "rating"))
     return _finish(_join(ratings, items, "ml-100k", lines, data_path), items, f"MovieLens-100k ({folder})",
                    MOVIELENS_GENRES)
 
@@ -306,12 +314,7 @@ def load_movielens_1m(folder: str | os.PathLike) -> Interactions:
     raw, item_lines = _split_lines(movie_path, "::", 3, encoding="latin-1")
     items = _genre_items(raw[0], raw[1], raw[2], movie_path, item_lines)
     raw, lines = _split_lines(rating_path, "::", 4, encoding="latin-1")
-    ratings = pd.DataFrame({
-        "user_id": _nonempty(raw[0], rating_path, lines, "UserID"),
-        "item_id": _nonempty(raw[1], rating_path, lines, "MovieID"),
-        "timestamp": _numeric(raw[3], rating_path, lines, "Timestamp"),
-        "rating": _numeric(raw[2], rating_path, lines, "Rating"),
-    })
+    ratings = _ratings(raw, rating_path, lines, (0, 1, 3, 2), ("UserID", "MovieID", "Timestamp", "Rating"))
     return _finish(_join(ratings, items, "ml-1m", lines, rating_path), items, f"MovieLens-1M ({folder})",
                    MOVIELENS_GENRES)
 
@@ -356,13 +359,7 @@ def load_movielens_latest(folder: str | os.PathLike) -> Interactions:
     raw, item_lines = _read_csv_lines(movie_path, ("movieId", "title", "genres"))
     items = _genre_items(raw["movieId"], raw["title"], raw["genres"], movie_path, item_lines)
     raw, lines = _read_csv_lines(rating_path, ("userId", "movieId", "timestamp"))
-    ratings = pd.DataFrame({
-        "user_id": _nonempty(raw["userId"], rating_path, lines, "userId"),
-        "item_id": _nonempty(raw["movieId"], rating_path, lines, "movieId"),
-        "timestamp": _numeric(raw["timestamp"], rating_path, lines, "timestamp"),
-    })
-    if "rating" in raw.columns:
-        ratings["rating"] = _numeric(raw["rating"], rating_path, lines, "rating")
+    ratings = _ratings(raw, rating_path, lines, ("userId", "movieId", "timestamp", "rating"))
     return _finish(_join(ratings, items, "ml-latest", lines, rating_path), items, f"MovieLens ({folder})",
                    MOVIELENS_GENRES)
 

@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from hypothesis.extra.numpy import arrays
 from scipy.stats import entropy
 
 from spectra_eval.buckets import Buckets, make_buckets
@@ -17,20 +16,9 @@ from spectra_eval.calibration import (
     top1_ece,
 )
 from spectra_eval.validation import SpectraInputError
+from strategies import pairs, values
 
-VALUES = st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1, allow_subnormal=False)
-
-
-@st.composite
-def pairs(draw, n_max=6, k_max=12):
-    """(pred, truth): two independent stacks of the same shape."""
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    out = []
-    for _ in range(2):
-        raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-        raw[raw.sum(axis=1) == 0] = 1.0
-        out.append(raw / raw.sum(axis=1, keepdims=True))
-    return tuple(out)
+VALUES = values(0.0, 0.25, 0.5, 1.0)
 
 
 def reference_ece(pairs, n_bins):
@@ -71,7 +59,7 @@ def test_empty_bins_are_skipped():
     assert sum(b.n for b in res.bins) == 6
 
 
-@given(pairs(), st.integers(1, 25))
+@given(pairs(VALUES), st.integers(1, 25))
 def test_soft_ece_matches_loop_reference(pq, n_bins):
     pred, truth = pq
     res = soft_label_ece(pred, truth, n_bins=n_bins)
@@ -84,7 +72,7 @@ def test_soft_ece_matches_loop_reference(pq, n_bins):
     assert soft_label_ece(truth, truth, n_bins=n_bins).ece == 0.0
 
 
-@given(pairs(k_max=30), st.integers(1, 25))
+@given(pairs(VALUES, k_max=30), st.integers(1, 25))
 def test_stratified_matches_per_column_ece(pq, n_bins):
     pred, truth = pq
     b = make_buckets(truth)
@@ -126,7 +114,7 @@ def test_top1_ece_hand_worked_and_ties():
     assert tie.ece == pytest.approx(0.4)
 
 
-@given(pairs(), st.integers(1, 25))
+@given(pairs(VALUES), st.integers(1, 25))
 def test_top1_matches_loop_reference(pq, n_bins):
     pred, truth = pq
     pairs = []
@@ -142,7 +130,7 @@ def test_ece_result_round_trips():
     assert res.to_dict()["bins"][0] == {"lo": 0.0, "hi": 0.25, "n": 1, "mean_pred": 0.0, "mean_true": 0.2}
 
 
-@given(pairs(), st.sampled_from([0.01, 0.1, 0.5]))
+@given(pairs(VALUES), st.sampled_from([0.01, 0.1, 0.5]))
 def test_miscalibration_kl_matches_scipy(pq, alpha):
     pred, truth = pq
     q = (1 - alpha) * pred + alpha * truth

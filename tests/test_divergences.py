@@ -3,29 +3,18 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-from hypothesis.extra.numpy import arrays
+from hypothesis import given
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
 from spectra_eval.divergences import chi_square, hellinger, js, kl, linf, tv
 from spectra_eval.validation import SpectraInputError
+from strategies import pairs, values
 
-VALUES = st.sampled_from([0.0, 0.1, 0.5, 1.0]) | st.floats(0, 1, allow_subnormal=False)
-
-
-@st.composite
-def pairs(draw, n_max=6, k_max=12):
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    out = []
-    for _ in range(2):
-        raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-        raw[raw.sum(axis=1) == 0] = 1.0
-        out.append(raw / raw.sum(axis=1, keepdims=True))
-    return tuple(out)
+VALUES = values(0.0, 0.1, 0.5, 1.0)
 
 
-@given(pairs())
+@given(pairs(VALUES))
 def test_js_matches_scipy_bits_and_nats(pq):
     p, q = pq
     with np.errstate(invalid="ignore"):
@@ -37,7 +26,7 @@ def test_js_matches_scipy_bits_and_nats(pq):
     np.testing.assert_allclose(js(p, q, unit="nats"), expected * math.log(2), rtol=1e-9, atol=1e-12)
 
 
-@given(pairs())
+@given(pairs(VALUES))
 def test_js_symmetric_bounded_zero_iff_equal(pq):
     p, q = pq
     d = js(p, q)
@@ -53,7 +42,7 @@ def test_js_extremes():
     assert js([0.5, 0.5], [0.5, 0.5])[0] == 0.0
 
 
-@given(pairs())
+@given(pairs(VALUES))
 def test_kl_matches_scipy_entropy(pq):
     p, q = pq
     q_smooth = 0.9 * q + 0.1 * p  # finite KL
@@ -79,7 +68,7 @@ def test_hand_worked_distances():
     assert chi_square(q, p)[0] == math.inf
 
 
-@given(pairs())
+@given(pairs(VALUES))
 def test_distance_properties(pq):
     p, q = pq
     t, h = tv(p, q), hellinger(p, q)

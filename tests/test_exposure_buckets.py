@@ -4,34 +4,14 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from hypothesis.extra.numpy import arrays
 from scipy.stats import entropy
 
 from spectra_eval.buckets import Buckets, bucket_bias, bucket_mass, head_bias, make_buckets, per_category_bias
 from spectra_eval.exposure import exposure_counts, exposure_entropy_at_k
 from spectra_eval.validation import SpectraInputError
+from strategies import pairs, stacks, values
 
-VALUES = st.sampled_from([0.0, 0.1, 0.5, 1.0]) | st.floats(0, 1, allow_subnormal=False)
-
-
-@st.composite
-def stacks(draw, n_max=8, k_max=30):
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-    raw[raw.sum(axis=1) == 0] = 1.0
-    return raw / raw.sum(axis=1, keepdims=True)
-
-
-@st.composite
-def pairs(draw, n_max=6, k_max=30):
-    """(pred, truth): two independent stacks of the same shape."""
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    out = []
-    for _ in range(2):
-        raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-        raw[raw.sum(axis=1) == 0] = 1.0
-        out.append(raw / raw.sum(axis=1, keepdims=True))
-    return tuple(out)
+VALUES = values(0.0, 0.1, 0.5, 1.0)
 
 
 # ---------------------------------------------------------------- exposure
@@ -53,7 +33,7 @@ def test_exposure_hand_worked():
     assert exposure_entropy_at_k(pred, 1, unit="nats") == pytest.approx(-(share * np.log(share)).sum(), abs=1e-15)
 
 
-@given(stacks(), st.integers(1, 10))
+@given(stacks(VALUES, n_max=8, k_max=30), st.integers(1, 10))
 def test_exposure_entropy_matches_scipy_and_bounds(pred, k):
     counts = exposure_counts(pred, k)
     assert counts.sum() == pred.shape[0] * min(k, pred.shape[1])
@@ -142,7 +122,7 @@ def test_head_bias_averages_absolute_values_over_head_only():
     assert head_bias(pred, truth, b) == pytest.approx((0.1 + 0.1) / 2)  # signed mean would be 0
 
 
-@given(pairs())
+@given(pairs(VALUES, k_max=30))
 def test_bucket_masses_sum_to_one_and_bias_sums_to_zero(pq):
     pred, truth = pq
     b = make_buckets(truth)

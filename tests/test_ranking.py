@@ -4,34 +4,14 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from hypothesis.extra.numpy import arrays
 from sklearn.metrics import ndcg_score
 
 from spectra_eval.ranking import dcg_at_k, mass_captured_at_k, ndcg_at_k, top_k_indices
 from spectra_eval.validation import SpectraInputError
+from strategies import pairs, stacks, values
 
 # Values drawn from a small set make ties common; normalising keeps rows valid distributions.
-VALUES = st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]) | st.floats(0, 1, allow_subnormal=False)
-
-
-@st.composite
-def stacks(draw, n_max=6, k_max=12):
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-    raw[raw.sum(axis=1) == 0] = 1.0
-    return raw / raw.sum(axis=1, keepdims=True)
-
-
-@st.composite
-def pairs(draw, n_max=6, k_max=12):
-    """(pred, truth): two independent stacks of the same shape."""
-    n, n_cat = draw(st.integers(1, n_max)), draw(st.integers(1, k_max))
-    out = []
-    for _ in range(2):
-        raw = draw(arrays(np.float64, (n, n_cat), elements=VALUES))
-        raw[raw.sum(axis=1) == 0] = 1.0
-        out.append(raw / raw.sum(axis=1, keepdims=True))
-    return tuple(out)
+VALUES = values(0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 def reference_ranking(p):
@@ -70,7 +50,7 @@ def test_ndcg_matches_sklearn_on_tie_free_rows(k):
     assert ours.mean() == pytest.approx(ndcg_score(truth, pred, k=k), rel=1e-12)
 
 
-@given(stacks(), st.integers(1, 15))
+@given(stacks(VALUES), st.integers(1, 15))
 def test_top_k_matches_stable_argsort(pred, k):
     expected = np.argsort(-pred, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(top_k_indices(pred, k), expected)
@@ -84,14 +64,14 @@ def test_top_k_partition_path_with_many_ties_and_many_categories():
         np.testing.assert_array_equal(top_k_indices(pred, k), np.argsort(-pred, axis=1, kind="stable")[:, :k])
 
 
-@given(pairs(), st.integers(1, 15))
+@given(pairs(VALUES), st.integers(1, 15))
 def test_ndcg_matches_brute_force_reference(pq, k):
     pred, truth = pq
     expected = [reference_ndcg(p, t, k) for p, t in zip(pred, truth)]
     np.testing.assert_allclose(ndcg_at_k(pred, truth, k), expected, rtol=1e-12, atol=1e-15)
 
 
-@given(pairs(), st.integers(1, 15))
+@given(pairs(VALUES), st.integers(1, 15))
 def test_ndcg_range_and_truth_scores_one(pq, k):
     pred, truth = pq
     values = ndcg_at_k(pred, truth, k)
@@ -100,7 +80,7 @@ def test_ndcg_range_and_truth_scores_one(pq, k):
     assert np.all(dcg_at_k(pred, truth, k) <= dcg_at_k(truth, truth, k) + 1e-12)
 
 
-@given(pairs(), st.integers(1, 15))
+@given(pairs(VALUES), st.integers(1, 15))
 def test_mass_captured_matches_reference_and_range(pq, k):
     pred, truth = pq
     expected = [sum(t[c] for c in reference_ranking(p)[:k]) for p, t in zip(pred, truth)]
