@@ -9,6 +9,7 @@ half a file, and :func:`atomic_outputs` stages every file of a command before an
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -56,16 +57,7 @@ class DistributionTable:
         dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
         if len(dup_cols):
             raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
-        users = frame[USER_COL]
-        missing = users.isna() | (users.astype(str).str.strip() == "")
-        if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise SpectraInputError(f"{source}: row {row + 1}, column {USER_COL!r}: empty user id")
-        users = users.astype(str).to_numpy(dtype=object)
-        dup = pd.Series(users).duplicated().to_numpy()
-        if dup.any():
-            row = int(np.flatnonzero(dup)[0])
-            raise SpectraInputError(f"{source}: user {users[row]!r} (row {row + 1}) appears more than once")
+        users = check_user_ids(frame, source)
         values = frame[categories]
         for col in categories:  # name the first cell that is not a number
             if not pd.api.types.is_numeric_dtype(values[col]):
@@ -86,6 +78,28 @@ class DistributionTable:
         return cls(users=users, categories=tuple(str(c) for c in categories), probs=probs, source=source)
 
 
+def check_user_ids(frame: pd.DataFrame, source: str) -> np.ndarray:
+    """The ``user_id`` column as an object array of str: present, non-empty and unique (errors name the row)."""
+    if USER_COL not in frame.columns:
+        raise SpectraInputError(f"{source}: no {USER_COL!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+    users = frame[USER_COL]
+    missing = users.isna() | (users.astype(str).str.strip() == "")
+    if missing.any():
+        row = int(np.flatnonzero(missing.to_numpy())[0])
+        raise SpectraInputError(f"{source}: row {row + 1}, column {USER_COL!r}: empty user id")
+    users = users.astype(str).to_numpy(dtype=object)
+    dup = pd.Series(users).duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise SpectraInputError(f"{source}: user {users[row]!r} (row {row + 1}) appears more than once")
+    return users
+
+
+#: Cell texts read as missing in non-text columns (text columns such as ``user_id`` keep them verbatim,
+#: so a user called "NA" stays a user).
+NA_TEXTS = ("", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "null", "NULL", "None", "#N/A", "<NA>")
+
+
 def read_frame(path: str | os.PathLike, *, string_columns: tuple[str, ...] = (USER_COL,)) -> pd.DataFrame:
     """Read a CSV or Parquet file (chosen by extension) with clear errors for missing/empty/unknown files."""
     path = Path(path)
@@ -98,7 +112,19 @@ def read_frame(path: str | os.PathLike, *, string_columns: tuple[str, ...] = (US
         if suffix == ".csv":
             if path.stat().st_size == 0:
                 raise SpectraInputError(f"{path}: the file is empty")
-            frame = pd.read_csv(path, dtype={c: str for c in string_columns}, keep_default_na=True)
+            with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+                header = next(csv.reader(handle), [])
+            seen = set()
+            for name in header:
+                if name in seen:  # pandas would silently rename the second one to 'name.1'
+                    raise SpectraInputError(f"{path}: column {name!r} appears more than once")
+                seen.add(name)
+            frame = pd.read_csv(
+                path,
+                dtype={c: str for c in string_columns},
+                keep_default_na=False,
+                na_values={c: list(NA_TEXTS) for c in header if c not in string_columns},
+            )
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
             for c in string_columns:
@@ -125,12 +151,13 @@ def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable
     truth_users = pd.Index(truth.users)
     aligned = {}
     for name, table in preds.items():
-        missing_cats = [c for c in truth.categories if c not in table.categories]
-        if missing_cats:
-            raise SpectraInputError(f"{table.source}: column {missing_cats[0]!r} (a category of {truth.source}) is missing")
-        extra_cats = [c for c in table.categories if c not in truth.categories]
-        if extra_cats:
-            raise SpectraInputError(f"{table.source}: column {extra_cats[0]!r} is not a category of {truth.source}")
+        col = pd.Index(table.categories).get_indexer(truth.categories)
+        if (col < 0).any():
+            missing = truth.categories[int(np.flatnonzero(col < 0)[0])]
+            raise SpectraInputError(f"{table.source}: column {missing!r} (a category of {truth.source}) is missing")
+        if len(table.categories) != len(truth.categories):
+            extra = pd.Index(table.categories).difference(pd.Index(truth.categories), sort=False)[0]
+            raise SpectraInputError(f"{table.source}: column {extra!r} is not a category of {truth.source}")
         pos = pd.Index(table.users).get_indexer(truth_users)
         if (pos < 0).any():
             user = truth.users[int(np.flatnonzero(pos < 0)[0])]
@@ -138,7 +165,6 @@ def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable
         if len(table.users) != len(truth.users):
             extra = pd.Index(table.users).difference(truth_users)
             raise SpectraInputError(f"{table.source}: user {extra[0]!r} is not in {truth.source}")
-        col = [table.categories.index(c) for c in truth.categories]
         aligned[name] = DistributionTable(
             users=truth.users, categories=truth.categories, probs=table.probs[np.ix_(pos, col)], source=table.source
         )
@@ -194,8 +220,13 @@ def atomic_outputs(out_dir: str | os.PathLike) -> Iterator[Path]:
     exactly as it was.
     """
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    if out.exists() and not out.is_dir():
+        raise SpectraInputError(f"{out}: exists and is not a directory (output directory expected)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise SpectraInputError(f"{out}: cannot create the output directory ({exc.strerror or exc})") from None
     try:
         yield stage
         out.mkdir(parents=True, exist_ok=True)

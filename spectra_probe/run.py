@@ -38,7 +38,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from spectra_eval.io import USER_COL, DistributionTable, atomic_outputs, read_frame, write_frame, write_json
+from spectra_eval.io import (USER_COL, DistributionTable, atomic_outputs, check_user_ids, read_frame, write_frame,
+                             write_json)
 from spectra_eval.validation import SpectraInputError, check_distributions
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,7 @@ def read_contexts(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
             raise SpectraInputError(f"{path}: no {col!r} column (columns: {', '.join(frame.columns[:8])})")
     if len(frame) == 0:
         raise SpectraInputError(f"{path}: the table has no rows")
-    users = frame[USER_COL]
-    bad = users.isna() | (users.astype(str).str.strip() == "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SpectraInputError(f"{path}: row {row + 1}, column {USER_COL!r}: empty user id")
-    users = users.astype(str).to_numpy(dtype=object)
-    dup = pd.Series(users).duplicated().to_numpy()
-    if dup.any():
-        row = int(np.flatnonzero(dup)[0])
-        raise SpectraInputError(f"{path}: user {users[row]!r} (row {row + 1}) appears more than once")
+    users = check_user_ids(frame, str(path))
     ctx = frame[CONTEXT_COL]
     bad = ctx.isna() | (ctx.astype(str).str.strip() == "")
     if bad.any():

@@ -117,3 +117,29 @@ def test_atomic_outputs_leave_nothing_on_failure(tmp_path):
         write_json(stage / "metrics.json", {"a": np.float64(1.5), "b": float("nan"), "c": np.arange(2)})
     assert json.loads((out / "metrics.json").read_text()) == {"a": 1.5, "b": None, "c": [0, 1]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_text_like_missing_markers_are_real_user_ids(tmp_path):
+    path = tmp_path / "na.csv"
+    path.write_text("user_id,Drama,Comedy\nNA,1,0\nnull,0,1\nNone,0.5,0.5\n")
+    assert list(read_distribution_table(path).users) == ["NA", "null", "None"]
+    path.write_text("user_id,Drama,Comedy\nu1,NA,1\n")
+    with pytest.raises(SpectraInputError, match=r"user 'u1' \(row 1\), column 'Drama': value is nan"):
+        read_distribution_table(path)
+
+
+def test_duplicate_csv_header_is_an_error_not_a_rename(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("user_id,Drama,Drama,Comedy\nu1,0.5,0.25,0.25\n")
+    with pytest.raises(SpectraInputError, match=r"dup.csv: column 'Drama' appears more than once"):
+        read_distribution_table(path)
+
+
+def test_unusable_output_directory_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        with pytest.raises(SpectraInputError, match="output directory"):
+            with atomic_outputs(out):
+                pass
+    assert blocker.read_text() == "x"
