@@ -21,8 +21,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: method -> extra `spectra probe` flags. SFT trains the yes/no probe on " Yes"/" No" only, so the demo reads
-#: those two verbalizers (the paper's simplified-verbalizer setting) rather than the default {Yes,Y,y}/{No,N,n}.
+#: method -> extra `spectra probe` flags. SFT trains the yes/no probe on " Yes"/" No", so the demo's verbalizer
+#: sets are {Yes} vs {No} (each resolved with and without the leading space; the paper's simplified-verbalizer
+#: setting) rather than the default {Yes, Y, y} vs {No, N, n}.
 PROBE_METHODS = {
     "yesno": ("--verbalizers-yes", "Yes", "--verbalizers-no", "No"),
     "name": (),

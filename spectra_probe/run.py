@@ -156,7 +156,7 @@ class ProbeConfig:
     engine: str = "packed"
     backend: str = "transformers"
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str | None = None
     temperature: float = 1.0
     batch_size: int = 8
     checkpoint_every: int = 64
@@ -281,13 +281,24 @@ def _build_backend(config: ProbeConfig):
     check_model_dir(config.model)
     if config.adapter:
         check_adapter_dir(config.adapter)
-    kwargs = dict(model_dir=config.model, adapter_dir=config.adapter, dtype=config.dtype)
+    kwargs = dict(model_dir=config.model, adapter_dir=config.adapter)
+    if config.dtype is not None:  # otherwise each backend's default (transformers float32, vLLM bfloat16)
+        kwargs["dtype"] = config.dtype
     if config.backend == "vllm":  # vLLM shares prefixes itself (prefix caching) and applies LoRA at run time
         if config.merge_adapter or config.engine != "packed":
             raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
     else:
         kwargs.update(merge_adapter=config.merge_adapter, device=config.device, engine=config.engine)
     return make_backend(config.backend, **kwargs)
+
+
+def _portable(run_key: dict) -> dict:
+    """The run key without machine-specific parts (absolute paths, file modification times)."""
+    out = {k: v for k, v in run_key.items() if k not in ("model", "adapter")}
+    for key in ("model_weights", "adapter_weights"):
+        if out.get(key):
+            out[key] = {name: stamp[0] for name, stamp in out[key].items()}  # file sizes only
+    return out
 
 
 def _weights_stamp(directory: str | None) -> dict | None:
@@ -363,6 +374,7 @@ def run_probe(config: ProbeConfig, *, backend=None, on_checkpoint: Callable[[int
         "adapter_weights": _weights_stamp(config.adapter),
         "merge_adapter": config.merge_adapter,
         "dtype": config.dtype,
+        "backend": config.backend,
         "method": config.method,
         "scorer": scorer.describe(),
         "template": templates.to_dict(),
@@ -422,6 +434,8 @@ def run_probe(config: ProbeConfig, *, backend=None, on_checkpoint: Callable[[int
         "fallback_suffixes": int(sum(i.get("fallback", 0) for i in infos)),
         "outputs": {k: str(v) for k, v in paths.items() if k != "checkpoint"},
         "fingerprint_sha256": _hash(run_key),
+        # shards may run on other machines (other paths, copied files): merge on what is portable
+        "merge_sha256": _hash(_portable(run_key)),
         "versions": _versions(),
     }
     if config.method == "dg":
@@ -473,7 +487,7 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike]) -> P
     count = first["shard"]["count"]
     seen: dict[int, str] = {}
     for part, manifest, table, _ in loaded:
-        if manifest["fingerprint_sha256"] != first["fingerprint_sha256"]:
+        if manifest["merge_sha256"] != first["merge_sha256"]:
             raise SpectraInputError(f"{part}: comes from a different run than {loaded[0][0]} (settings differ)")
         index = manifest["shard"]["index"]
         if manifest["shard"]["count"] != count:

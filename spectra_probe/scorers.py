@@ -95,7 +95,7 @@ def resolve_verbalizers(tokenizer, words: Sequence[str], *, role: str = "V+") ->
     out: list[Verbalizer] = []
     seen: set[int] = set()
     for word in words:
-        for variant in dict.fromkeys((word, " " + word.lstrip())):
+        for variant in dict.fromkeys((word.strip(), " " + word.strip())):
             tid = single_token_id(tokenizer, variant)
             if tid is not None and tid not in seen:
                 seen.add(tid)

@@ -223,6 +223,22 @@ def test_shards_then_merge_equal_the_full_run(data, tmp_path, capsys):
     assert not (tmp_path / "m2.csv").exists() and not (tmp_path / "m3.csv").exists()
 
 
+def test_shards_from_another_machine_merge(data, tmp_path):
+    """A shard run on a copy of the model at another path (new mtimes) merges with the others."""
+    import shutil
+
+    copy = shutil.copytree(data["model"], tmp_path / "elsewhere" / "model")
+    parts = [tmp_path / "part0.csv", tmp_path / "part1.csv"]
+    assert probe(data, parts[0], "--method", "name", "--shard", "0/2") == 0
+    assert probe({**data, "model": str(copy)}, parts[1], "--method", "name", "--shard", "1/2") == 0
+    assert main(["probe", "--merge", *map(str, parts), "--out", str(tmp_path / "all.csv")]) == 0
+    assert list(read_distribution_table(tmp_path / "all.csv").users) == USERS
+    # a shard with other settings is still refused
+    odd = tmp_path / "odd1.csv"
+    assert probe(data, odd, "--method", "name", "--temperature", "2", "--shard", "1/2") == 0
+    assert main(["probe", "--merge", str(parts[0]), str(odd), "--out", str(tmp_path / "bad.csv")]) == 2
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -104,6 +104,8 @@ def test_default_verbalizers_resolve_to_single_tokens(tiny):
                     expected.setdefault(tok.convert_tokens_to_ids(pieces[0]), variant)
         assert {v.token_id: v.text for v in got} == expected
     assert {v.text for v in pos} >= {"Yes", " Yes"}
+    # a word given with its leading space still tries the bare form (and vice versa)
+    assert [v.text for v in resolve_verbalizers(tok, [" Yes"])] == [v.text for v in resolve_verbalizers(tok, ["Yes"])]
 
 
 def test_verbalizer_without_single_token_is_an_error(tiny):

@@ -63,7 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--engine", choices=("packed", "naive"), default="packed",
                    help="packed shares each prefix exactly; naive scores every prompt alone (reference)")
     e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+                   help="weights dtype (default: float32 for transformers, bfloat16 for vLLM)")
     e.add_argument("--batch-size", type=int, default=8, help="users per backend call")
     e.add_argument("--checkpoint-every", type=int, default=64, help="users between checkpoint writes (0: at the end)")
     e.add_argument("--shard", metavar="i/n", default=None, help="probe only the i-th (0-based) of n row blocks")
