@@ -21,7 +21,7 @@ import numpy as np
 from spectra_eval.buckets import Buckets
 from spectra_eval.divergences import kl
 from spectra_eval.ranking import check_pred_truth
-from spectra_eval.validation import SpectraInputError
+from spectra_eval.validation import SpectraInputError, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,6 @@ class EceResult:
     def from_dict(cls, data: dict) -> "EceResult":
         bins = tuple(ReliabilityBin(**b) for b in data.get("bins", ()))
         return cls(data["ece"], int(data["n_pairs"]), bins, data.get("n_categories"))
-
-
-def _check_bins(n_bins) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise SpectraInputError(f"n_bins must be a positive integer, got {n_bins!r}")
-    return int(n_bins)
 
 
 def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
@@ -120,7 +114,7 @@ def soft_label_ece(pred, truth, n_bins: int = 20, columns: Sequence[int] | None 
         ``ece``, ``n_pairs`` (= n x number of columns), non-empty reliability ``bins``, ``n_categories``.
     """
     pred, truth = check_pred_truth(pred, truth)
-    n_bins = _check_bins(n_bins)
+    n_bins = check_positive_int(n_bins, "n_bins")
     cols = _columns(columns, pred.shape[1])
     return _binned_ece(pred[:, cols].ravel(), truth[:, cols].ravel(), n_bins, len(cols))
 
@@ -137,7 +131,7 @@ def stratified_ece(pred, truth, buckets: Buckets, n_bins: int = 20) -> dict[str,
         ``{"overall", "head", "mid", "tail"}`` -> :class:`EceResult`
     """
     pred, truth = check_pred_truth(pred, truth)
-    n_bins = _check_bins(n_bins)
+    n_bins = check_positive_int(n_bins, "n_bins")
     buckets.check(pred.shape[1])
     # One pass: bin every pair once, keyed by (bucket, bin); the overall bins are the bucket bins summed.
     code = np.empty(pred.shape[1], dtype=np.int64)
@@ -167,7 +161,7 @@ def top1_ece(pred, truth, n_bins: int = 20) -> EceResult:
         with ``n_pairs`` = n and ``n_categories`` None.
     """
     pred, truth = check_pred_truth(pred, truth)
-    n_bins = _check_bins(n_bins)
+    n_bins = check_positive_int(n_bins, "n_bins")
     top = pred.argmax(axis=1)[:, None]
     p = np.take_along_axis(pred, top, axis=1).ravel()
     t = np.take_along_axis(truth, top, axis=1).ravel()

@@ -35,11 +35,11 @@ from spectra_eval.buckets import Buckets, bucket_bias, bucket_mass, make_buckets
 from spectra_eval.calibration import ReliabilityBin, miscalibration_kl, stratified_ece, top1_ece
 from spectra_eval.divergences import js, tv
 from spectra_eval.exposure import exposure_entropy_at_k
-from spectra_eval.fairness import (QuartileResult, StratumResult, align_meta, quartile_deltas, stratum_deltas,
+from spectra_eval.fairness import (QuartileResult, StratumResult, _f, align_meta, quartile_deltas, stratum_deltas,
                                    tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables
 from spectra_eval.ranking import mass_captured_at_k, ndcg_at_k
-from spectra_eval.validation import SpectraInputError
+from spectra_eval.validation import SpectraInputError, check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ COMPARED = ("js", "tv", "ndcg@5", "ndcg@10")
 STECK_ALPHA = 0.01
 ALPHA = 0.05
 STRATA = ("overall", "head", "mid", "tail")
-
-
-def _f(x) -> float:
-    return float("nan") if x is None else float(x)
 
 
 # ------------------------------------------------------------------ result objects
@@ -395,10 +391,10 @@ def evaluate(
         raise SpectraInputError("no method tables given")
     if reference not in preds:
         raise SpectraInputError(f"reference {reference!r} is not one of the methods ({', '.join(preds)})")
-    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
-        raise SpectraInputError(f"the number of bootstrap resamples must be a positive integer, got {n_resamples!r}")
-    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
-        raise SpectraInputError(f"the number of ECE bins must be a positive integer, got {n_bins!r}")
+    check_positive_int(n_resamples, "n_resamples", whole_numbers=True,
+                       message="the number of bootstrap resamples must be a positive integer, got {value!r}")
+    check_positive_int(n_bins, "n_bins", whole_numbers=True,
+                       message="the number of ECE bins must be a positive integer, got {value!r}")
     aligned = align_tables(truth, preds)
     meta_frame = None if meta is None else align_meta(meta, truth.users, meta_source or "meta")
     t = truth.probs

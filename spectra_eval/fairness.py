@@ -20,6 +20,7 @@ import pandas as pd
 from spectra_eval import stats
 from spectra_eval.buckets import Buckets
 from spectra_eval.io import USER_COL
+from spectra_eval.splits import equal_count_groups
 from spectra_eval.validation import SpectraInputError
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -101,11 +102,7 @@ def tail_quartiles(truth, buckets: Buckets) -> np.ndarray:
     :math:`r \\in \\{0..n-1\\}` maps to quartile :math:`\\lfloor 4r/n \\rfloor`: four groups whose sizes
     differ by at most one, Q1 the most head-leaning, Q4 the most tail-leaning.
     """
-    t = tail_mass(truth, buckets)
-    n = t.size
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(t, kind="stable")] = np.arange(n)
-    return np.asarray(QUARTILES, dtype=object)[(4 * rank) // max(n, 1)]
+    return np.asarray(QUARTILES, dtype=object)[equal_count_groups(tail_mass(truth, buckets), len(QUARTILES))]
 
 
 def group_deltas(

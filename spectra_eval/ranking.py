@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectra_eval.validation import SpectraInputError, check_distributions, check_pair
+from spectra_eval.validation import SpectraInputError, check_distributions, check_pair, check_positive_int
 
 
 def check_pred_truth(pred, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -33,9 +33,7 @@ def check_pred_truth(pred, truth) -> tuple[np.ndarray, np.ndarray]:
 
 def check_k(k, n_categories: int) -> int:
     """Return ``k`` as an int in [1, K]; a ``k`` above K is clipped to K (the whole ranking)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise SpectraInputError(f"k must be a positive integer, got {k!r}")
-    return int(min(k, n_categories))
+    return min(check_positive_int(k, "k"), int(n_categories))
 
 
 def _top_k(pred: np.ndarray, k: int) -> np.ndarray:

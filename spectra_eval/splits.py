@@ -202,13 +202,22 @@ def activity_strata(n_history, n_strata: int = 5) -> np.ndarray:
     Users are ranked by ``n_history`` (ties broken by position, so every stratum has floor or ceil of
     n / n_strata users) and stratum = floor(rank * n_strata / n) + 1.
     """
-    n_history = np.asarray(n_history)
-    n = len(n_history)
     if n_strata < 1:
         raise SpectraInputError(f"n_strata must be at least 1, got {n_strata}")
-    rank = np.empty(n, dtype=int)
-    rank[np.argsort(n_history, kind="stable")] = np.arange(n)
-    return np.asarray([f"A{k + 1}" for k in (rank * n_strata) // max(n, 1)], dtype=object)
+    return np.asarray([f"A{k + 1}" for k in equal_count_groups(n_history, n_strata)], dtype=object)
+
+
+def equal_count_groups(values, n_groups: int) -> np.ndarray:
+    """Group index 0 .. n_groups - 1 of each of the n ``values``, in groups of equal count (sizes differ by <= 1).
+
+    Values are ranked in ascending order, ties broken by position (a stable sort), and rank
+    r in {0..n-1} maps to group floor(n_groups * r / n). Used for activity strata and tail quartiles.
+    """
+    values = np.asarray(values)
+    n = len(values)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(n)
+    return (rank * n_groups) // max(n, 1)
 
 
 def metadata_table(split: Split, *, n_strata: int = 5) -> pd.DataFrame:

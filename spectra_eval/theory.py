@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from spectra_eval.validation import SpectraInputError, check_unit
+from spectra_eval.validation import SpectraInputError, check_positive_int, check_unit
 
 LN2 = math.log(2.0)
 _BISECTION_STEPS = 64  # halves [0, 1] to below double precision
@@ -66,9 +66,8 @@ def check_count(value, *, name: str, minimum: int = 1) -> int:
         as_float = float(value)
     except (TypeError, ValueError):
         raise SpectraInputError(f"{name}: {value!r} is not an integer") from None
-    if not as_float.is_integer() or as_float < minimum:
-        raise SpectraInputError(f"{name}: {as_float:g} must be an integer >= {minimum}")
-    return int(as_float)
+    return check_positive_int(as_float, name, minimum=minimum, whole_numbers=True,
+                              message="{name}: {value:g} must be an integer >= {minimum}")
 
 
 def check_fraction(value, *, name: str) -> float:

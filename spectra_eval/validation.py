@@ -92,3 +92,36 @@ def check_unit(unit: str) -> float:
     if unit == "nats":
         return 1.0
     raise SpectraInputError(f"unit must be 'bits' or 'nats', got {unit!r}")
+
+
+def check_positive_int(
+    value,
+    name: str,
+    *,
+    minimum: int = 1,
+    whole_numbers: bool = False,
+    message: str = "{name} must be a positive integer, got {value!r}",
+) -> int:
+    """Return ``value`` as an int after checking it is an integer >= ``minimum`` (default 1: positive).
+
+    By default only an ``int`` or NumPy integer passes (not ``bool``, floats or strings). With
+    ``whole_numbers=True`` any non-``bool`` number equal to its ``int()`` passes too (``3.0``,
+    ``np.float64(3)``); NaN, infinities and non-numbers fail.
+
+    Raises
+    ------
+    SpectraInputError
+        with ``message`` formatted with ``name``, ``value`` (as given) and ``minimum``.
+    """
+    if isinstance(value, bool):
+        ok = False
+    elif whole_numbers:
+        try:
+            ok = bool(int(value) == value and value >= minimum)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+    else:
+        ok = isinstance(value, (int, np.integer)) and value >= minimum
+    if not ok:
+        raise SpectraInputError(message.format(name=name, value=value, minimum=minimum))
+    return int(value)

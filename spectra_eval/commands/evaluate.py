@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spectra_eval.validation import SpectraInputError
+from spectra_eval.validation import SpectraInputError, check_positive_int
 
 EPILOG = """\
 Tables are CSV or Parquet (by extension): a user_id column and one column per category label, each row a
@@ -56,10 +56,8 @@ def run(args) -> int:
     preds = parse_preds(args.pred)
     if args.reference not in preds:
         raise SpectraInputError(f"--reference {args.reference!r} is not among the --pred names ({', '.join(preds)})")
-    if args.bootstrap < 1:
-        raise SpectraInputError(f"--bootstrap must be at least 1, got {args.bootstrap}")
-    if args.bins < 1:
-        raise SpectraInputError(f"--bins must be at least 1, got {args.bins}")
+    for flag, value in (("--bootstrap", args.bootstrap), ("--bins", args.bins)):
+        check_positive_int(value, flag, message="{name} must be at least {minimum}, got {value}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SpectraInputError(f"--out {out}: exists and is not a directory")
