@@ -457,10 +457,24 @@ def _read_item_titles(path: Path) -> pd.DataFrame:
 
 
 def read_hierarchy(path: str | os.PathLike) -> dict[str, list[str]]:
-    """An L1 -> [L2, ...] hierarchy JSON (``{"Food & Restaurants": ["Pizza", ...], ...}``)."""
+    """An L1 -> [L2, ...] hierarchy JSON (``{"Food & Restaurants": ["Pizza", ...], ...}``); an L1 key may
+    appear once only."""
     path = _require_file(Path(path))
+
+    def no_duplicate_keys(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise SpectraInputError(f"{path}: L1 label {key!r} appears more than once")
+            seen.add(key)
+        return dict(pairs)
+
     try:
-        tree = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpectraInputError(f"{path}: not UTF-8 text ({exc})") from None
+    try:
+        tree = json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise SpectraInputError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
     if not isinstance(tree, dict) or not tree:

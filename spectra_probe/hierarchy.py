@@ -1,8 +1,14 @@
 r"""Hierarchical (two-level) probing with the chain rule of the paper's Eq. 2.
 
-A hierarchy file is a JSON object ``{"L1 label": ["L2 label", ...], ...}`` whose lists partition the
-categories file (every category under exactly one L1 parent; the output columns are the L2 categories in the
-categories file's order). For a user with context x:
+A hierarchy file is a JSON object ``{"L1 label": ["L2 label", ...], ...}``, read by
+:func:`spectra_eval.datasets.read_hierarchy` and labelled by :func:`spectra_eval.datasets.hierarchy_labels`
+at level 'l2', exactly as ``load_yelp(..., level="l2")`` labels the data: an L2 name under one L1 is its own
+label, one under several L1s is ``"L1 > L2"`` under each. So both the raw Yelp hierarchy JSON and the
+partition ``hierarchy.json`` that ``spectra train --export`` writes for two-level data fit the exported
+categories. Every category must have exactly one L1 parent and every L1 at least one category (its mass goes
+to them); labels of the file that are not in the categories file (a full taxonomy, of which a data set uses
+a subset) are left out. The output columns are the L2 categories in the categories file's order. For a user
+with context x:
 
 1. **L1 probe.** A yes/no probe per L1 parent (the shared prefix is the user's context) gives scores
    :math:`S^{(1)}` and :math:`\theta(g) = \operatorname{softmax}(S^{(1)}/\tau)_g`.
@@ -21,20 +27,22 @@ one column ``"L1:<parent>"`` per parent (:math:`S^{(1)}`).
 """
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from spectra_eval.datasets import hierarchy_labels, read_hierarchy
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.scorers import BatchScores, YesNoScorer, softmax_tau
 
 BRANCH_MODES = ("all", "top", "tail", "mix")
 L1_PREFIX = "L1:"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,37 +55,34 @@ class Hierarchy:
         return {p: [categories[j] for j in kids] for p, kids in zip(self.parents, self.children)}
 
 
-def _no_duplicate_keys(source: str):
-    def hook(pairs):
-        keys = [k for k, _ in pairs]
-        for k in keys:
-            if keys.count(k) > 1:
-                raise SpectraInputError(f"{source}: L1 label {k!r} appears more than once")
-        return dict(pairs)
-
-    return hook
-
-
 def build_hierarchy(mapping: dict, categories: Sequence[str], source: str = "<memory>") -> Hierarchy:
-    """Check that ``mapping`` (L1 -> list of L2) partitions ``categories``; return column indices per parent."""
+    """Place each of ``categories`` under its L1 parent in ``mapping`` (L1 -> list of L2; rules in the module
+    docstring); return column indices per parent."""
     if not isinstance(mapping, dict) or not mapping:
         raise SpectraInputError(f"{source}: expected a non-empty JSON object {{L1: [L2, ...]}}")
-    index = {c: j for j, c in enumerate(categories)}
-    owner: dict[str, str] = {}
-    children = []
     for parent, kids in mapping.items():
         if not isinstance(kids, list) or not kids or not all(isinstance(k, str) for k in kids):
             raise SpectraInputError(f"{source}: L1 {parent!r} must map to a non-empty list of category labels")
-        for kid in kids:
-            if kid not in index:
-                raise SpectraInputError(f"{source}: L2 {kid!r} under L1 {parent!r} is not in the categories file")
-            if kid in owner:
-                raise SpectraInputError(f"{source}: category {kid!r} is under both {owner[kid]!r} and {parent!r}")
-            owner[kid] = parent
-        children.append(tuple(sorted(index[k] for k in kids)))
-    missing = [c for c in categories if c not in owner]
-    if missing:
-        raise SpectraInputError(f"{source}: category {missing[0]!r} of the categories file is under no L1 label")
+    _, label_parent = hierarchy_labels(mapping, "l2")  # label -> L1, as load_yelp(level="l2") labels the data
+    for c in categories:
+        if c not in label_parent:
+            owners = [p for p, kids in mapping.items() if c in kids]
+            if len(owners) > 1:  # the bare name of an L2 under several L1s: which one is meant?
+                raise SpectraInputError(f"{source}: category {c!r} is under both {owners[0]!r} and {owners[1]!r}")
+            raise SpectraInputError(f"{source}: category {c!r} of the categories file is under no L1 label")
+    index = {c: j for j, c in enumerate(categories)}
+    children = []
+    for parent in mapping:
+        kids = tuple(sorted(index[c] for c, p in label_parent.items() if p == parent and c in index))
+        if not kids:
+            label = next(c for c, p in label_parent.items() if p == parent)
+            raise SpectraInputError(f"{source}: L2 {label!r} under L1 {parent!r} is not in the categories file, "
+                                    f"nor is any other L2 of {parent!r} (an L1 needs at least one category)")
+        children.append(kids)
+    unused = [c for c in label_parent if c not in index]
+    if unused:  # a data set covering part of a taxonomy is normal; a typo in a hand-made file should still show
+        log.warning("%s: %d hierarchy label(s) not in the categories file are ignored (first: %r)",
+                    source, len(unused), unused[0])
     clash = [p for p in mapping if L1_PREFIX + p in index]
     if clash:
         raise SpectraInputError(f"{source}: category {L1_PREFIX + clash[0]!r} clashes with the L1 score column names")
@@ -85,14 +90,7 @@ def build_hierarchy(mapping: dict, categories: Sequence[str], source: str = "<me
 
 
 def load_hierarchy(path: str | os.PathLike, categories: Sequence[str]) -> Hierarchy:
-    path = Path(path)
-    if not path.is_file():
-        raise SpectraInputError(f"{path}: no such hierarchy file")
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys(str(path)))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpectraInputError(f"{path}: not valid JSON ({exc})") from None
-    return build_hierarchy(mapping, categories, source=str(path))
+    return build_hierarchy(read_hierarchy(path), categories, source=str(path))
 
 
 def choose_branches(theta_l1: np.ndarray, mode: str = "all", n_branches: int | None = None) -> list[np.ndarray]:

@@ -530,11 +530,24 @@ def sft_examples_for(prepared: Prepared, tokenizer, *, budget: int | None, sampl
                         seed=seed)
 
 
+def hierarchy_partition(categories: Sequence[str], parents: Mapping[str, str]) -> dict[str, list[str]]:
+    """``{L1: [category, ...]}`` for ``categories`` (label -> L1 in ``parents``), L1s in order of first use."""
+    missing = [c for c in categories if c not in parents]
+    if missing:
+        raise SpectraInputError(f"category {missing[0]!r} has no L1 parent, so no hierarchy can be written")
+    tree: dict[str, list[str]] = {}
+    for c in categories:
+        tree.setdefault(parents[c], []).append(c)
+    return tree
+
+
 def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: int | None = None,
                              n_strata: int = 5) -> dict[str, Path]:
     """Write the files ``spectra probe`` and ``spectra evaluate`` read, atomically, into ``out_dir``:
     ``contexts.csv`` (user_id, context), ``truth.csv``, ``meta.csv``, ``categories.txt`` and
-    ``history-uhf.csv``, ``history-laplace.csv``, ``history-markov.csv``. Returns name -> final path."""
+    ``history-uhf.csv``, ``history-laplace.csv``, ``history-markov.csv``, and for two-level data
+    (``Interactions.parents`` set, e.g. Yelp L2) ``hierarchy.json``: ``{L1: [category, ...]}`` in the exported
+    labels, for ``spectra probe --hierarchy``. Returns name -> final path."""
     from spectra_eval.io import write_distribution_table, write_frame, write_text
     from spectra_eval.priors import history_priors
     from spectra_eval.splits import metadata_table
@@ -549,5 +562,7 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
         write_text(stage / "categories.txt", "\n".join(split.categories) + "\n")
         for name, table in history_priors(split).items():
             write_distribution_table(stage / f"{name}.csv", table)
+        if prepared.data.parents is not None:
+            write_json(stage / "hierarchy.json", hierarchy_partition(split.categories, prepared.data.parents))
         files = {p.stem: Path(out_dir) / p.name for p in stage.iterdir()}
     return files
