@@ -47,8 +47,7 @@ class DistributionTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>") -> "DistributionTable":
         """Check ``frame`` against the data contract and wrap it."""
-        if USER_COL not in frame.columns:
-            raise SpectraInputError(f"{source}: no {USER_COL!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+        users = check_user_ids(frame, source)
         if len(frame) == 0:
             raise SpectraInputError(f"{source}: the table has no rows")
         categories = [c for c in frame.columns if c != USER_COL]
@@ -57,7 +56,6 @@ class DistributionTable:
         dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
         if len(dup_cols):
             raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
-        users = check_user_ids(frame, source)
         values = frame[categories]
         for col in categories:  # name the first cell that is not a number
             if not pd.api.types.is_numeric_dtype(values[col]):

@@ -41,6 +41,7 @@ import pandas as pd
 from spectra_eval.io import (USER_COL, DistributionTable, atomic_outputs, check_user_ids, read_frame, write_frame,
                              write_json)
 from spectra_eval.validation import SpectraInputError, check_distributions
+from spectra_probe.backends.base import check_adapter_dir, check_model_dir, sha256_file  # light: no torch
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +131,6 @@ def output_paths(out: str | os.PathLike) -> dict[str, Path]:
         "manifest": out.with_name(f"{stem}.manifest.json"),
         "checkpoint": out.with_name(f"{stem}.checkpoint.jsonl"),
     }
-
-
-def _sha256(path) -> str:
-    from spectra_probe.backends.base import sha256_file
-
-    return sha256_file(path)
 
 
 # ---------------------------------------------------------------- configuration
@@ -276,7 +271,6 @@ def _build_backend(config: ProbeConfig):
 
             hf_logging.disable_progress_bar()
     from spectra_probe.backends import make_backend
-    from spectra_probe.backends.base import check_adapter_dir, check_model_dir
 
     check_model_dir(config.model)
     if config.adapter:
@@ -380,7 +374,7 @@ def run_probe(config: ProbeConfig, *, backend=None, on_checkpoint: Callable[[int
         "template": templates.to_dict(),
         "categories": list(categories),
         "hierarchy": hierarchy.to_dict(categories) if hierarchy else None,
-        "contexts_sha256": _sha256(config.contexts),
+        "contexts_sha256": sha256_file(config.contexts),
     }))
     checkpoint = Checkpoint(paths["checkpoint"], {**run_key, "shard": list(shard) if shard else None})
     checkpoint.load()

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from spectra_eval.validation import SpectraInputError
-from spectra_probe.backends.base import ScoreRequest  # light: no torch
+from spectra_probe.backends.base import ScoreRequest, single_token_id  # light: no torch
 from spectra_probe.templates import PromptBuilder
 
 DEFAULT_YES = ("Yes", "Y", "y")
@@ -78,12 +78,6 @@ class BatchScores:
 class Verbalizer:
     text: str  # the variant that is one token, e.g. " Yes"
     token_id: int
-
-
-def single_token_id(tokenizer, text: str) -> int | None:
-    """The id of ``text`` when the tokenizer encodes it (without special tokens) as exactly one token."""
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    return int(ids[0]) if len(ids) == 1 else None
 
 
 def resolve_verbalizers(tokenizer, words: Sequence[str], *, role: str = "V+") -> tuple[Verbalizer, ...]:
@@ -215,10 +209,9 @@ class NameScorer(SuffixScorer):
         return self.builder.name_suffix(category)
 
     def reduce(self, result) -> np.ndarray:
-        logprob = np.asarray(result.suffix_logprob, dtype=np.float64)
         if self.reduction == "mean":
-            return logprob / np.asarray(result.suffix_tokens, dtype=np.float64)
-        return logprob
+            return np.asarray(result.suffix_mean_logprob, dtype=np.float64)
+        return np.asarray(result.suffix_logprob, dtype=np.float64)
 
     def describe(self) -> dict:
         return {**super().describe(), "name_reduce": self.reduction}

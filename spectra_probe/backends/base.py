@@ -81,6 +81,12 @@ class ScoreResult:
             return np.where(self.suffix_tokens > 0, self.suffix_logprob / np.maximum(self.suffix_tokens, 1), np.nan)
 
 
+def single_token_id(tokenizer, text: str) -> int | None:
+    """The id of ``text`` when the tokenizer encodes it (without special tokens) as exactly one token."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return int(ids[0]) if len(ids) == 1 else None
+
+
 class Backend(ABC):
     """Score prefix/suffix requests and generate greedily (lm-evaluation-harness style)."""
 
@@ -107,21 +113,12 @@ class Backend(ABC):
         Used to resolve verbalizers such as ``("Yes", " Yes", "yes", " yes")``.  Returns ``()`` when none of
         the variants is a single token; callers decide whether that is an error.
         """
-        ids: list[int] = []
-        for text in text_variants:
-            enc = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(enc) == 1 and enc[0] not in ids:
-                ids.append(int(enc[0]))
-        return tuple(ids)
+        return tuple(dict.fromkeys(self.single_token_map(text_variants).values()))
 
     def single_token_map(self, text_variants: Sequence[str]) -> dict[str, int]:
         """Like :meth:`single_token_ids` but keyed by the variant text (for the manifest)."""
-        out: dict[str, int] = {}
-        for text in text_variants:
-            enc = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(enc) == 1:
-                out[text] = int(enc[0])
-        return out
+        found = {text: single_token_id(self.tokenizer, text) for text in text_variants}
+        return {text: tid for text, tid in found.items() if tid is not None}
 
 
 def sha256_file(path) -> str:
