@@ -20,7 +20,6 @@ import pandas as pd
 from spectra_eval import stats
 from spectra_eval.buckets import Buckets
 from spectra_eval.io import USER_COL
-from spectra_eval.splits import equal_count_groups
 from spectra_eval.validation import SpectraInputError
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -102,7 +101,7 @@ def tail_quartiles(truth, buckets: Buckets) -> np.ndarray:
     :math:`r \\in \\{0..n-1\\}` maps to quartile :math:`\\lfloor 4r/n \\rfloor`: four groups whose sizes
     differ by at most one, Q1 the most head-leaning, Q4 the most tail-leaning.
     """
-    return np.asarray(QUARTILES, dtype=object)[equal_count_groups(tail_mass(truth, buckets), len(QUARTILES))]
+    return np.asarray(QUARTILES, dtype=object)[stats.equal_count_groups(tail_mass(truth, buckets), len(QUARTILES))]
 
 
 def group_deltas(

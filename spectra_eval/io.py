@@ -76,6 +76,14 @@ class DistributionTable:
         return cls(users=users, categories=tuple(str(c) for c in categories), probs=probs, source=source)
 
 
+def require_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a one-line error when it is not an existing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpectraInputError(f"{path}: no such file")
+    return path
+
+
 def check_user_ids(frame: pd.DataFrame, source: str) -> np.ndarray:
     """The ``user_id`` column as an object array of str: present, non-empty and unique (errors name the row)."""
     if USER_COL not in frame.columns:

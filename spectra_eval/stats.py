@@ -258,3 +258,16 @@ def derived_rng(seed: int | None, *key: int) -> np.random.Generator:
     (which uses the plain ``seed``) and is the same for every method compared.
     """
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)))
+
+
+def equal_count_groups(values, n_groups: int) -> np.ndarray:
+    """Group index 0 .. n_groups - 1 of each of the n ``values``, in groups of equal count (sizes differ by <= 1).
+
+    Values are ranked in ascending order, ties broken by position (a stable sort), and rank
+    r in {0..n-1} maps to group floor(n_groups * r / n). Used for activity strata and tail quartiles.
+    """
+    values = np.asarray(values)
+    n = len(values)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(n)
+    return (rank * n_groups) // max(n, 1)

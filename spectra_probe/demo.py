@@ -67,7 +67,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
     """
     import torch
 
-    from spectra_eval.datasets import load_movielens_100k_recbole
+    from spectra_eval.data.datasets import load_movielens_100k_recbole
     from spectra_probe import train as T
 
     out, work = Path(out), Path(work)

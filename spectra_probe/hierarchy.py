@@ -1,7 +1,7 @@
 r"""Hierarchical (two-level) probing with the chain rule of the paper's Eq. 2.
 
 A hierarchy file is a JSON object ``{"L1 label": ["L2 label", ...], ...}``, read by
-:func:`spectra_eval.datasets.read_hierarchy` and labelled by :func:`spectra_eval.datasets.hierarchy_labels`
+:func:`spectra_eval.data.datasets.read_hierarchy` and labelled by :func:`spectra_eval.data.datasets.hierarchy_labels`
 at level 'l2', exactly as ``load_yelp(..., level="l2")`` labels the data: an L2 name under one L1 is its own
 label, one under several L1s is ``"L1 > L2"`` under each. So both the raw Yelp hierarchy JSON and the
 partition ``hierarchy.json`` that ``spectra train --export`` writes for two-level data fit the exported
@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spectra_eval.datasets import hierarchy_labels, read_hierarchy
+from spectra_eval.data.taxonomy import hierarchy_labels, read_hierarchy
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.scorers import BatchScores, YesNoScorer, softmax_tau
 

@@ -101,7 +101,7 @@ def textualize(history: pd.DataFrame, items: pd.DataFrame, *, users: Sequence[st
     ----------
     history : DataFrame
         Interaction rows with ``user_id`` and ``item_id``, each user's rows in chronological order (as in
-        :attr:`spectra_eval.splits.Split.history` or :attr:`~spectra_eval.splits.ContextRecords.history`).
+        :attr:`spectra_eval.data.splits.Split.history` or :attr:`~spectra_eval.data.splits.ContextRecords.history`).
     items : DataFrame
         Item table (``item_id, title, year, categories``) giving each item's line.
     users : sequence of str, optional

@@ -46,9 +46,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from spectra_eval.datasets import Interactions
+from spectra_eval.data.datasets import Interactions
 from spectra_eval.io import DistributionTable, atomic_outputs, write_json
-from spectra_eval.splits import Split, chronological_split
+from spectra_eval.data.splits import Split, chronological_split
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.templates import PromptBuilder, PromptTemplates
 
@@ -504,7 +504,7 @@ class Prepared:
 def prepare(data: Interactions, *, history_fraction: float = 0.8, min_interactions: int = 5,
             mass: str = "split") -> Prepared:
     """Split ``data`` for the pipeline (evaluation split, its truth, the nested SFT split and its truth)."""
-    from spectra_eval.splits import truth_table
+    from spectra_eval.data.splits import truth_table
 
     split = chronological_split(data, history_fraction=history_fraction, min_interactions=min_interactions, mass=mass)
     nested = sft_split(split, min_interactions=min_interactions)
@@ -549,8 +549,8 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
     (``Interactions.parents`` set, e.g. Yelp L2) ``hierarchy.json``: ``{L1: [category, ...]}`` in the exported
     labels, for ``spectra probe --hierarchy``. Returns name -> final path."""
     from spectra_eval.io import write_distribution_table, write_frame, write_text
-    from spectra_eval.priors import history_priors
-    from spectra_eval.splits import metadata_table
+    from spectra_eval.data.priors import history_priors
+    from spectra_eval.data.splits import metadata_table
 
     split = prepared.split
     contexts = contexts_for(split.history, prepared.data.items, split.users, tokenizer=tokenizer, budget=budget)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spectra_eval.datasets import (
+from spectra_eval.data.taxonomy import hierarchy_labels
+from spectra_eval.data.datasets import (
     MOVIELENS_GENRES,
-    hierarchy_labels,
     load_interactions_table,
     load_movielens,
     load_movielens_100k,

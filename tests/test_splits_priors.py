@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectra_eval.datasets import Interactions, load_movielens_100k_recbole
-from spectra_eval.priors import global_frequency, history_priors, laplace_uhf, markov, transition_matrix, uhf
-from spectra_eval.splits import (
+from spectra_eval.data.datasets import Interactions, load_movielens_100k_recbole
+from spectra_eval.data.priors import global_frequency, history_priors, laplace_uhf, markov, transition_matrix, uhf
+from spectra_eval.data.splits import (
     activity_strata,
     chronological_split,
     context_records,

@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from spectra_eval.cli import main as cli_main  # noqa: E402
-from spectra_eval.datasets import Interactions  # noqa: E402
+from spectra_eval.data.datasets import Interactions  # noqa: E402
 from spectra_eval.io import DistributionTable, read_distribution_table  # noqa: E402
-from spectra_eval.splits import chronological_split  # noqa: E402
+from spectra_eval.data.splits import chronological_split  # noqa: E402
 from spectra_probe.scorers import choice_labels  # noqa: E402
 from spectra_probe.templates import PromptBuilder, PromptTemplates  # noqa: E402
 from spectra_probe.train import (  # noqa: E402

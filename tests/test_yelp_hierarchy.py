@@ -11,7 +11,7 @@ from scipy.special import softmax
 from test_scorers import CONTEXTS, tiny_model_dir
 
 from spectra_eval.cli import main
-from spectra_eval.datasets import load_yelp
+from spectra_eval.data.datasets import load_yelp
 from spectra_eval.io import read_distribution_table, read_frame
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.hierarchy import build_hierarchy, load_hierarchy

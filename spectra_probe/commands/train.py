@@ -106,7 +106,7 @@ def _config(args):
 
 def load_dataset(spec: str):
     """Interactions named by a ``--dataset`` spec (see the module docstring)."""
-    from spectra_eval import datasets
+    from spectra_eval.data import datasets
 
     kind, _, rest = spec.partition(":")
     if spec in ("ml-100k", "movielens-100k"):

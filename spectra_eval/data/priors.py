@@ -3,7 +3,7 @@
 All three read only the history window and return a :class:`~spectra_eval.io.DistributionTable` over the
 split's categories, one row per user (method names in the demo: ``history-uhf``, ``history-laplace``,
 ``history-markov``). Item mass follows the truth's rule (``mass='split'`` or ``'each'``, see
-:mod:`spectra_eval.splits`), so w_i is the same vector the truth uses.
+:mod:`spectra_eval.data.splits`), so w_i is the same vector the truth uses.
 
 * UHF (user history frequency): p_u(c) = h_u(c) / sum_c' h_u(c'), h_u(c) = sum over u's history of w_i(c).
   A user whose history carries no mass gets the global history frequency g(c) = sum_u h_u(c) / sum h.
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from spectra_eval.io import DistributionTable
-from spectra_eval.splits import Split, category_mass, item_mass
+from spectra_eval.data.splits import Split, category_mass, item_mass
 from spectra_eval.validation import SpectraInputError
 
 

@@ -25,6 +25,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from spectra_eval.data.taxonomy import hierarchy_labels, read_hierarchy
+from spectra_eval.io import require_file
 from spectra_eval.validation import SpectraInputError
 
 log = logging.getLogger(__name__)
@@ -89,13 +91,6 @@ class Interactions:
 
 
 # ---------------------------------------------------------------- shared parsing helpers
-
-
-def _require_file(path: Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise SpectraInputError(f"{path}: no such file")
-    return path
 
 
 def _split_lines(path: Path, sep: str, n_fields: int, *, encoding: str = "utf-8",
@@ -249,7 +244,7 @@ def load_movielens_100k_recbole(folder: str | os.PathLike | None = None) -> Inte
     imported (its import pulls its training stack); only the files are read.
     """
     folder = Path(folder) if folder is not None else recbole_ml100k_dir()
-    item_path, inter_path = _require_file(folder / "ml-100k.item"), _require_file(folder / "ml-100k.inter")
+    item_path, inter_path = require_file(folder / "ml-100k.item"), require_file(folder / "ml-100k.inter")
     raw, item_lines = _read_atomic(item_path)
     for col in ("item_id", "movie_title", "release_year", "class"):
         if col not in raw.columns:
@@ -274,7 +269,7 @@ def load_movielens_100k(folder: str | os.PathLike) -> Interactions:
     (pipe-separated, latin-1: id, title, release date, video date, URL, then 19 genre flags in
     :data:`MOVIELENS_GENRES` order)."""
     folder = Path(folder)
-    item_path, data_path = _require_file(folder / "u.item"), _require_file(folder / "u.data")
+    item_path, data_path = require_file(folder / "u.item"), require_file(folder / "u.data")
     raw, item_lines = _split_lines(item_path, "|", 5 + len(MOVIELENS_GENRES), encoding="latin-1")
     flags = raw.iloc[:, 5:]
     flags.columns = list(MOVIELENS_GENRES)
@@ -310,7 +305,7 @@ def load_movielens_1m(folder: str | os.PathLike) -> Interactions:
     """The ml-1m release: ``ratings.dat`` (UserID::MovieID::Rating::Timestamp) and ``movies.dat``
     (MovieID::Title::Genres, genres separated by '|', latin-1)."""
     folder = Path(folder)
-    movie_path, rating_path = _require_file(folder / "movies.dat"), _require_file(folder / "ratings.dat")
+    movie_path, rating_path = require_file(folder / "movies.dat"), require_file(folder / "ratings.dat")
     raw, item_lines = _split_lines(movie_path, "::", 3, encoding="latin-1")
     items = _genre_items(raw[0], raw[1], raw[2], movie_path, item_lines)
     raw, lines = _split_lines(rating_path, "::", 4, encoding="latin-1")
@@ -355,7 +350,7 @@ def load_movielens_latest(folder: str | os.PathLike) -> Interactions:
     """The ml-latest / ml-latest-small / ml-20m style release: ``ratings.csv`` (userId, movieId, rating,
     timestamp) and ``movies.csv`` (movieId, title, genres with '|'); '(no genres listed)' means none."""
     folder = Path(folder)
-    movie_path, rating_path = _require_file(folder / "movies.csv"), _require_file(folder / "ratings.csv")
+    movie_path, rating_path = require_file(folder / "movies.csv"), require_file(folder / "ratings.csv")
     raw, item_lines = _read_csv_lines(movie_path, ("movieId", "title", "genres"))
     items = _genre_items(raw["movieId"], raw["title"], raw["genres"], movie_path, item_lines)
     raw, lines = _read_csv_lines(rating_path, ("userId", "movieId", "timestamp"))
@@ -390,7 +385,7 @@ def load_interactions_table(path: str | os.PathLike, *, items: str | os.PathLike
     ``items`` (a table ``item_id, title[, year]``) titles come from there. An item must carry the same
     categories on every row. ``categories`` fixes the vocabulary and its order (default: sorted).
     """
-    path = _require_file(Path(path))
+    path = require_file(Path(path))
     suffix = path.suffix.lower()
     required = INTERACTION_COLUMNS
     if suffix == ".csv":
@@ -433,7 +428,7 @@ def load_interactions_table(path: str | os.PathLike, *, items: str | os.PathLike
         pd.NA, index=raw.index, dtype="Int64")
     table = pd.DataFrame({"item_id": item, "title": title, "year": year, "categories": cats})[first.to_numpy()]
     if items is not None:
-        meta = _read_item_titles(_require_file(Path(items)))
+        meta = _read_item_titles(require_file(Path(items)))
         table = table.drop(columns=["title", "year"]).merge(meta, on="item_id", how="left")
         table["title"] = table["title"].fillna(table["item_id"])
     if categories is not None:
@@ -454,64 +449,6 @@ def _read_item_titles(path: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- Yelp
-
-
-def read_hierarchy(path: str | os.PathLike) -> dict[str, list[str]]:
-    """An L1 -> [L2, ...] hierarchy JSON (``{"Food & Restaurants": ["Pizza", ...], ...}``); an L1 key may
-    appear once only."""
-    path = _require_file(Path(path))
-
-    def no_duplicate_keys(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise SpectraInputError(f"{path}: L1 label {key!r} appears more than once")
-            seen.add(key)
-        return dict(pairs)
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpectraInputError(f"{path}: not UTF-8 text ({exc})") from None
-    try:
-        tree = json.loads(text, object_pairs_hook=no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise SpectraInputError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(tree, dict) or not tree:
-        raise SpectraInputError(f"{path}: expected a JSON object mapping each L1 label to a list of L2 labels")
-    for l1, l2s in tree.items():
-        if not isinstance(l2s, list) or not all(isinstance(x, str) and x.strip() for x in l2s):
-            raise SpectraInputError(f"{path}: L1 {l1!r}: expected a list of non-empty L2 label strings")
-    return {str(k): [s.strip() for s in v] for k, v in tree.items()}
-
-
-def hierarchy_labels(tree: Mapping[str, Sequence[str]], level: str = "l1") -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """Map raw business-category names to labels at ``level`` ('l1' or 'l2').
-
-    At 'l2' a label is the L2 name, or ``"L1 > L2"`` when that name sits under more than one L1 (so the
-    labels always partition under their parents). An L1 name used directly as a business category maps to
-    itself at 'l1' and to nothing at 'l2'. Returns (name -> labels, label -> parent L1).
-    """
-    if level not in ("l1", "l2"):
-        raise SpectraInputError(f"level must be 'l1' or 'l2', got {level!r}")
-    owners: dict[str, list[str]] = {}
-    for l1, l2s in tree.items():
-        for l2 in dict.fromkeys(l2s):
-            owners.setdefault(l2, []).append(l1)
-    mapping: dict[str, list[str]] = {}
-    parents: dict[str, str] = {}
-    for l2, l1s in owners.items():
-        for l1 in l1s:
-            label = l1 if level == "l1" else (l2 if len(l1s) == 1 else f"{l1} > {l2}")
-            parents[label] = l1
-            mapping.setdefault(l2, [])
-            if label not in mapping[l2]:
-                mapping[l2].append(label)
-    if level == "l1":
-        for l1 in tree:
-            mapping.setdefault(l1, [l1])
-            parents[l1] = l1
-    return {k: tuple(v) for k, v in mapping.items()}, parents
 
 
 def _json_lines(path: Path, fields: Sequence[str], chunk_size: int):
@@ -547,7 +484,7 @@ def load_yelp(business: str | os.PathLike, review: str | os.PathLike, hierarchy:
     :func:`hierarchy_labels`); businesses with no mapped category, and their reviews, are dropped (counts
     logged). Each review is an interaction at its ``date`` (UTC seconds). Item title = business name.
     """
-    business, review = _require_file(Path(business)), _require_file(Path(review))
+    business, review = require_file(Path(business)), require_file(Path(review))
     tree = hierarchy if isinstance(hierarchy, Mapping) else read_hierarchy(hierarchy)
     mapping, parents = hierarchy_labels(tree, level)
     item_parts = []

@@ -35,7 +35,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from spectra_eval.datasets import Interactions
+from spectra_eval.data.datasets import Interactions
+from spectra_eval.stats import equal_count_groups
 from spectra_eval.io import DistributionTable
 from spectra_eval.validation import SpectraInputError
 
@@ -205,19 +206,6 @@ def activity_strata(n_history, n_strata: int = 5) -> np.ndarray:
     if n_strata < 1:
         raise SpectraInputError(f"n_strata must be at least 1, got {n_strata}")
     return np.asarray([f"A{k + 1}" for k in equal_count_groups(n_history, n_strata)], dtype=object)
-
-
-def equal_count_groups(values, n_groups: int) -> np.ndarray:
-    """Group index 0 .. n_groups - 1 of each of the n ``values``, in groups of equal count (sizes differ by <= 1).
-
-    Values are ranked in ascending order, ties broken by position (a stable sort), and rank
-    r in {0..n-1} maps to group floor(n_groups * r / n). Used for activity strata and tail quartiles.
-    """
-    values = np.asarray(values)
-    n = len(values)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(values, kind="stable")] = np.arange(n)
-    return (rank * n_groups) // max(n, 1)
 
 
 def metadata_table(split: Split, *, n_strata: int = 5) -> pd.DataFrame:
