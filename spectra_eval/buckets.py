@@ -12,8 +12,7 @@ from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from spectra_eval.ranking import check_pred_truth
-from spectra_eval.validation import SpectraInputError, check_distributions
+from spectra_eval.validation import SpectraInputError, check_distributions, check_pred_truth
 
 BUCKET_NAMES = ("head", "mid", "tail")
 
@@ -82,7 +81,10 @@ def make_buckets(truth_probs) -> Buckets:
     -------
     Buckets
     """
-    truth = check_distributions(truth_probs, source="truth")
+    return _make_buckets(check_distributions(truth_probs, source="truth"))
+
+
+def _make_buckets(truth: np.ndarray) -> Buckets:
     n_cat = truth.shape[1]
     order = np.argsort(-truth.mean(axis=0), kind="stable").tolist()
     n_head = n_cat // 3
@@ -112,6 +114,10 @@ def bucket_mass(probs, buckets: Buckets) -> dict[str, float]:
     """
     probs = check_distributions(probs, source="probs")
     buckets.check(probs.shape[1])
+    return _bucket_mass(probs, buckets)
+
+
+def _bucket_mass(probs: np.ndarray, buckets: Buckets) -> dict[str, float]:
     mean = probs.mean(axis=0)
     return {name: float(mean[list(cols)].sum()) for name, cols in buckets.items()}
 
@@ -153,7 +159,12 @@ def bucket_bias(pred, truth, buckets: Buckets) -> dict[str, float]:
     """
     pred, truth = check_pred_truth(pred, truth)
     buckets.check(pred.shape[1])
-    abs_bias = np.abs(_bias(pred, truth))
+    return _bucket_bias(_bias(pred, truth), buckets)
+
+
+def _bucket_bias(bias: np.ndarray, buckets: Buckets) -> dict[str, float]:
+    """Mean |bias| per bucket from a per-category bias vector (NaN for an empty bucket)."""
+    abs_bias = np.abs(bias)
     return {name: float(abs_bias[list(cols)].mean()) if cols else float("nan") for name, cols in buckets.items()}
 
 

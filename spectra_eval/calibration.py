@@ -19,9 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from spectra_eval.buckets import Buckets
-from spectra_eval.divergences import kl
-from spectra_eval.ranking import check_pred_truth
-from spectra_eval.validation import SpectraInputError, check_positive_int
+from spectra_eval.divergences import _kl
+from spectra_eval.validation import check_alpha, check_columns, check_positive_int, check_pred_truth, check_unit
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,6 @@ def _binned_ece(p: np.ndarray, t: np.ndarray, n_bins: int, n_categories: int | N
     )
 
 
-def _columns(columns, n_cat: int) -> np.ndarray:
-    cols = np.arange(n_cat) if columns is None else np.asarray(columns, dtype=np.int64).reshape(-1)
-    bad = (cols < 0) | (cols >= n_cat)
-    if bad.any():
-        raise SpectraInputError(f"column index {int(cols[bad][0])} is out of range for {n_cat} categories")
-    return cols
-
-
 def soft_label_ece(pred, truth, n_bins: int = 20, columns: Sequence[int] | None = None) -> EceResult:
     r"""Soft-label ECE over every (user, category) pair.
 
@@ -115,7 +106,7 @@ def soft_label_ece(pred, truth, n_bins: int = 20, columns: Sequence[int] | None 
     """
     pred, truth = check_pred_truth(pred, truth)
     n_bins = check_positive_int(n_bins, "n_bins")
-    cols = _columns(columns, pred.shape[1])
+    cols = check_columns(columns, pred.shape[1])
     return _binned_ece(pred[:, cols].ravel(), truth[:, cols].ravel(), n_bins, len(cols))
 
 
@@ -133,6 +124,10 @@ def stratified_ece(pred, truth, buckets: Buckets, n_bins: int = 20) -> dict[str,
     pred, truth = check_pred_truth(pred, truth)
     n_bins = check_positive_int(n_bins, "n_bins")
     buckets.check(pred.shape[1])
+    return _stratified_ece(pred, truth, buckets, n_bins)
+
+
+def _stratified_ece(pred: np.ndarray, truth: np.ndarray, buckets: Buckets, n_bins: int) -> dict[str, EceResult]:
     # One pass: bin every pair once, keyed by (bucket, bin); the overall bins are the bucket bins summed.
     code = np.empty(pred.shape[1], dtype=np.int64)
     for i, (_, cols) in enumerate(buckets.items()):
@@ -161,7 +156,10 @@ def top1_ece(pred, truth, n_bins: int = 20) -> EceResult:
         with ``n_pairs`` = n and ``n_categories`` None.
     """
     pred, truth = check_pred_truth(pred, truth)
-    n_bins = check_positive_int(n_bins, "n_bins")
+    return _top1_ece(pred, truth, check_positive_int(n_bins, "n_bins"))
+
+
+def _top1_ece(pred: np.ndarray, truth: np.ndarray, n_bins: int) -> EceResult:
     top = pred.argmax(axis=1)[:, None]
     p = np.take_along_axis(pred, top, axis=1).ravel()
     t = np.take_along_axis(truth, top, axis=1).ravel()
@@ -191,7 +189,10 @@ def miscalibration_kl(pred, truth, alpha: float = 0.01, unit: str = "bits") -> n
     -------
     ndarray, shape (n,)
     """
+    divisor = check_unit(unit)
     pred, truth = check_pred_truth(pred, truth)
-    if not 0.0 < alpha <= 1.0:
-        raise SpectraInputError(f"alpha must be in (0, 1], got {alpha!r}")
-    return kl(truth, (1.0 - alpha) * pred + alpha * truth, unit=unit)
+    return _miscalibration_kl(pred, truth, check_alpha(alpha, upper_closed=True), divisor)
+
+
+def _miscalibration_kl(pred: np.ndarray, truth: np.ndarray, alpha: float, divisor: float) -> np.ndarray:
+    return _kl(truth, (1.0 - alpha) * pred + alpha * truth, divisor)

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from spectra_eval import divergences as dv
-from spectra_eval.io import DistributionTable, align_tables
-from spectra_eval.ranking import top_k_indices
+from spectra_eval.divergences import _chi_square, _hellinger, _js, _kl, _linf, _tv
+from spectra_eval.io import DistributionTable, align_tables, check_schema, json_errors
+from spectra_eval.ranking import _top_k
 from spectra_eval.theory import (
     CHAINS,
     LN2,
-    check_alpha,
-    check_count,
+    DkwCertificate,
     clopper_pearson_lower,
     dg_tv_lower_bound,
     dkw_certificate,
@@ -40,7 +39,7 @@ from spectra_eval.theory import (
     phi_sharp,
     tail_mass,
 )
-from spectra_eval.validation import SpectraInputError, check_pair
+from spectra_eval.validation import SpectraInputError, check_alpha, check_count, check_three
 
 log = logging.getLogger(__name__)
 
@@ -63,39 +62,30 @@ class LinfCertificate:
 
 
 def _pinsker_topsoe_eps(truth, probe):
-    return CHAINS["pinsker_topsoe"](dv.js(truth, probe), "bits")
+    return CHAINS["pinsker_topsoe"](_js(truth, probe, LN2), "bits")
 
 
 LINF_CERTIFICATES: dict[str, LinfCertificate] = {
     c.name: c
     for c in (
-        LinfCertificate("direct_linf", "max_c |theta_S(c) - theta_*(c)|", True, lambda t, s: dv.linf(s, t)),
-        LinfCertificate("tv", "TV(theta_S, theta_*) >= l_inf", True, lambda t, s: dv.tv(s, t)),
-        LinfCertificate("sharp_js", "phi_sharp(JS) >= TV", True, lambda t, s: phi_sharp(dv.js(t, s), "bits")),
+        LinfCertificate("direct_linf", "max_c |theta_S(c) - theta_*(c)|", True, lambda t, s: _linf(s, t)),
+        LinfCertificate("tv", "TV(theta_S, theta_*) >= l_inf", True, lambda t, s: _tv(s, t)),
+        LinfCertificate("sharp_js", "phi_sharp(JS) >= TV", True, lambda t, s: phi_sharp(_js(t, s, LN2), "bits")),
         LinfCertificate("pinsker_topsoe", "sqrt(JS_nats / ln 2) (paper's operational choice; invalid)", False,
                         _pinsker_topsoe_eps),
         LinfCertificate("pinsker_kl", "sqrt(KL_nats(theta_* || theta_S) / 2) (Pinsker)", True,
-                        lambda t, s: np.sqrt(np.maximum(dv.kl(t, s, unit="nats"), 0.0) / 2.0)),
+                        lambda t, s: np.sqrt(np.maximum(_kl(t, s), 0.0) / 2.0)),
         LinfCertificate("hellinger", "sqrt(2) H(theta_S, theta_*) >= H sqrt(2 - H^2) >= TV", True,
-                        lambda t, s: math.sqrt(2.0) * dv.hellinger(s, t)),
+                        lambda t, s: math.sqrt(2.0) * _hellinger(s, t)),
         LinfCertificate("chi_square", "sqrt(chi2(theta_* || theta_S) / 2) >= sqrt(chi2)/2 >= TV", True,
-                        lambda t, s: np.sqrt(dv.chi_square(t, s) / 2.0)),
+                        lambda t, s: np.sqrt(_chi_square(t, s) / 2.0)),
     )
 }
 
 
-def _check_three(truth, probe, dg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate truth, probe and DG stacks of the same shape (one error naming the offending argument)."""
-    truth, probe = check_pair(truth, probe, names=("truth", "probe"))
-    truth, dg = check_pair(truth, dg, names=("truth", "dg"))
-    if not (truth.shape == probe.shape == dg.shape):
-        raise SpectraInputError(f"truth, probe and dg shapes differ: {truth.shape}, {probe.shape}, {dg.shape}")
-    return truth, probe, dg
-
-
 def top_k_mask(probs: np.ndarray, k: int) -> np.ndarray:
     """Boolean (n, K) mask of each row's k largest entries (ties broken by column order, stable)."""
-    order = top_k_indices(probs, k)
+    order = _top_k(probs, min(k, probs.shape[1]))
     mask = np.zeros(np.shape(probs), dtype=bool)
     np.put_along_axis(mask, order, True, axis=1)
     return mask
@@ -142,7 +132,7 @@ class Theorem1Result:
         """Favorable users for whom the conclusion fails (0 whenever the certificate is valid)."""
         return int((self.favorable & ~(self.probe_recovers_truth & (self.gain > 0))).sum())
 
-    def to_dict(self) -> dict:
+    def summary(self, family: Mapping[str, Mapping] | None = None) -> "Theorem1Summary":
         n = len(self.gain)
         radius = hoeffding_radius(n, self.alpha, self.f_max)
         mean_gain = float(self.gain.mean())
@@ -150,26 +140,19 @@ class Theorem1Result:
         cond_radius = self.f_max * math.sqrt(math.log(2 / self.alpha) / (2 * n_fav)) if n_fav else float("nan")
         cond = self.conditional_gain
         p = self.fraction_favorable
-        return {
-            "k": self.k,
-            "certificate": self.certificate,
-            "certificate_valid": self.certificate_valid,
-            "n": n,
-            "n_favorable": n_fav,
-            "fraction_favorable": p,
-            "conditional_gain": cond,
-            "conditional_gain_ci_low": max(0.0, cond - cond_radius) if n_fav else None,
-            "conditional_gain_ci_high": min(self.f_max, cond + cond_radius) if n_fav else None,
-            "mean_gain": mean_gain,
-            "gain_ci_low": mean_gain - radius,
-            "gain_ci_high": mean_gain + radius,
-            "gain_ci": "Hoeffding eq. (10) for E[Gain] over all users, F_max = 1 (mass captured)",
-            "expectation_lower_bound": float(expected_gain_lower_bound(p, cond if n_fav else 0.0, self.f_max)),
-            "fraction_dg_miss": float(self.dg_miss.mean()),
-            "fraction_gap_exceeds_2eps": float((self.gap > 2 * self.epsilon).mean()),
-            "fraction_list_larger_than_k": float((self.list_size > self.k).mean()),
-            "implication_violations": self.implication_violations,
-        }
+        return Theorem1Summary(
+            k=self.k, certificate=self.certificate, certificate_valid=self.certificate_valid, n=n,
+            n_favorable=n_fav, fraction_favorable=p, conditional_gain=cond,
+            conditional_gain_ci_low=max(0.0, cond - cond_radius) if n_fav else None,
+            conditional_gain_ci_high=min(self.f_max, cond + cond_radius) if n_fav else None,
+            mean_gain=mean_gain, gain_ci_low=mean_gain - radius, gain_ci_high=mean_gain + radius,
+            gain_ci="Hoeffding eq. (10) for E[Gain] over all users, F_max = 1 (mass captured)",
+            expectation_lower_bound=float(expected_gain_lower_bound(p, cond if n_fav else 0.0, self.f_max)),
+            fraction_dg_miss=float(self.dg_miss.mean()),
+            fraction_gap_exceeds_2eps=float((self.gap > 2 * self.epsilon).mean()),
+            fraction_list_larger_than_k=float((self.list_size > self.k).mean()),
+            implication_violations=self.implication_violations, family=dict(family or {}),
+        )
 
 
 def theorem1(truth, probe, dg, *, k: int = 5, certificate: str = "direct_linf", tau: float = 0.0,
@@ -180,13 +163,25 @@ def theorem1(truth, probe, dg, *, k: int = 5, certificate: str = "direct_linf", 
     the paper's ``|L| = k``: the swap argument still gives :math:`M(G^*) > M(L)` (theory/README.md).
     Gain is the mass-captured difference :math:`M(L_S,\theta_*) - M(L,\theta_*)`.
     """
-    truth, probe, dg = _check_three(truth, probe, dg)
-    n_categories = truth.shape[1]
+    truth, probe, dg = check_three(truth, probe, dg)
+    return _theorem1(truth, probe, dg, _check_k_below(k, truth.shape[1]), _check_certificate(certificate),
+                     tau, check_alpha(alpha))
+
+
+def _check_k_below(k, n_categories: int) -> int:
     k = check_count(k, name="k")
     if k >= n_categories:
         raise SpectraInputError(f"k: {k} must be smaller than the number of categories ({n_categories})")
-    if certificate not in LINF_CERTIFICATES:
-        raise SpectraInputError(f"unknown certificate {certificate!r}; choose one of {', '.join(LINF_CERTIFICATES)}")
+    return k
+
+
+def _check_certificate(name: str) -> str:
+    if name not in LINF_CERTIFICATES:
+        raise SpectraInputError(f"unknown certificate {name!r}; choose one of {', '.join(LINF_CERTIFICATES)}")
+    return name
+
+
+def _theorem1(truth, probe, dg, k: int, certificate: str, tau: float, alpha: float) -> Theorem1Result:
     cert = LINF_CERTIFICATES[certificate]
     eps = cert.fn(truth, probe)
     in_list = list_mask(dg, tau)
@@ -198,7 +193,7 @@ def theorem1(truth, probe, dg, *, k: int = 5, certificate: str = "direct_linf", 
     return Theorem1Result(
         k=k, certificate=certificate, certificate_valid=cert.valid, epsilon=eps, gap=gap, dg_miss=dg_miss,
         list_size=size, favorable=favorable, probe_recovers_truth=(probe_top == truth_top).all(axis=1),
-        gain=mass_captured(truth, probe_top) - mass_captured(truth, in_list), alpha=check_alpha(alpha),
+        gain=mass_captured(truth, probe_top) - mass_captured(truth, in_list), alpha=alpha,
     )
 
 
@@ -228,23 +223,26 @@ def regime(truth, probe, dg, *, chain: str = HEADLINE_CHAIN, tau: float = 0.0) -
 
     Only a valid chain makes this a certificate; an invalid one is computed but refused here.
     """
-    c = get_chain(chain)
-    if not c.valid:
+    if not get_chain(chain).valid:
         raise SpectraInputError(f"chain {chain!r} is not a valid TV bound; a certificate needs a valid chain")
-    truth, probe, dg = _check_three(truth, probe, dg)
+    return _regime(*check_three(truth, probe, dg), chain, tau)
+
+
+def _regime(truth, probe, dg, chain: str, tau: float) -> RegimeResult:
+    c = CHAINS[chain]
     in_list = list_mask(dg, tau)
-    js = dv.js(truth, probe)
+    js = _js(truth, probe, LN2)
     phi = c(js, "bits")
     lower = dg_tv_lower_bound(truth, dg, in_list)
     return RegimeResult(chain, js, tail_mass(truth, in_list), lower, phi, lower > phi,
-                        dv.tv(probe, truth), dv.tv(dg, truth))
+                        _tv(probe, truth), _tv(dg, truth))
 
 
-def aggregate_readings(truth, probe, regime_result: RegimeResult) -> dict[str, dict]:
+def aggregate_readings(truth, probe, regime_result: RegimeResult) -> dict[str, "AggregateReading"]:
     """The paper's aggregate readings x every chain: ``tv_bound``, ``valid``, ``margin = m_tau - phi``, ``holds``."""
     r = regime_result
     readings = {
-        "js_of_means": (float(dv.js(np.mean(truth, axis=0), np.mean(probe, axis=0))[0]), float(r.m_tau.mean()),
+        "js_of_means": (float(_js(np.mean(truth, axis=0)[None], np.mean(probe, axis=0)[None], LN2)[0]), float(r.m_tau.mean()),
                         "JS between the cohort-mean truth and cohort-mean probe; m_tau = cohort mean"),
         "mean_js": (float(r.js.mean()), float(r.m_tau.mean()),
                     "mean per-user JS; m_tau = cohort mean (with a valid concave chain, holds implies "
@@ -256,56 +254,173 @@ def aggregate_readings(truth, probe, regime_result: RegimeResult) -> dict[str, d
         chains = {}
         for cname, chain in CHAINS.items():
             bound = float(chain(js, "bits"))
-            chains[cname] = {"tv_bound": bound, "valid": chain.valid, "margin": m_tau - bound, "holds": m_tau > bound,
-                             "convention": chain.convention}
-        out[name] = {"js": js, "js_nats": js * LN2, "m_tau": m_tau, "label": f"{AGGREGATE_LABEL}: {what}",
-                     "chains": chains}
+            chains[cname] = ChainReading(bound, chain.valid, m_tau - bound, m_tau > bound, chain.convention)
+        out[name] = AggregateReading(js, js * LN2, m_tau, f"{AGGREGATE_LABEL}: {what}", chains)
     return out
 
 
 # ---------------------------------------------------------------- the whole certificate
 
 
-@dataclass(frozen=True)
-class Certificate:
-    """Everything ``spectra certify`` writes (see :meth:`to_dict` for the JSON keys)."""
+def _record(cls, d: Mapping, **nested):
+    """A summary dataclass from its JSON block: the fields it knows, absent ones None (partial documents)."""
+    return cls(**{f.name: d.get(f.name) for f in fields(cls) if f.name not in nested}, **nested)
 
-    settings: dict
+
+def _block(obj) -> dict:
+    """A summary dataclass as its JSON block (fields in declaration order, nested summaries too)."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            value = _block(value)
+        elif isinstance(value, Mapping):
+            value = {k: _block(v) if is_dataclass(v) else v for k, v in value.items()}
+        out[f.name] = value
+    return out
+
+
+@dataclass(frozen=True)
+class RegimeSummary:
+    """The per-user regime certificate over the cohort (``certificate.json: per_user``)."""
+
+    n: int
+    chain: str
+    unit: str | None = None
+    fraction_in_regime: float | None = None
+    fraction_tv_dominates: float | None = None
+    regime_implies_tv_dominates: bool | None = None
+    mean_margin: float | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainReading:
+    """One chain's TV bound at an aggregate JS reading, its margin ``m_tau - phi`` and whether it holds."""
+
+    tv_bound: float
+    valid: bool
+    margin: float
+    holds: bool
+    convention: str | None = None
+
+
+@dataclass(frozen=True)
+class AggregateReading:
+    """One of the paper's aggregate readings (not a certificate) against every chain."""
+
+    js: float
+    js_nats: float | None
+    m_tau: float
+    label: str | None
+    chains: Mapping[str, ChainReading]
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "AggregateReading":
+        return _record(cls, d, chains={k: _record(ChainReading, c) for k, c in d["chains"].items()})
+
+
+@dataclass(frozen=True)
+class Theorem1Summary:
+    """Theorem 1 over the cohort (``certificate.json: theorem1``); ``family`` holds every F.4.3 certificate."""
+
+    k: int
+    certificate: str | None = None
+    certificate_valid: bool | None = None
+    n: int | None = None
+    n_favorable: int | None = None
+    fraction_favorable: float | None = None
+    conditional_gain: float | None = None
+    conditional_gain_ci_low: float | None = None
+    conditional_gain_ci_high: float | None = None
+    mean_gain: float | None = None
+    gain_ci_low: float | None = None
+    gain_ci_high: float | None = None
+    gain_ci: str | None = None
+    expectation_lower_bound: float | None = None
+    fraction_dg_miss: float | None = None
+    fraction_gap_exceeds_2eps: float | None = None
+    fraction_list_larger_than_k: float | None = None
+    implication_violations: int | None = None
+    family: Mapping[str, Mapping] | None = None
+
+
+@dataclass(frozen=True)
+class DkwSummary:
+    """The population lift of the regime fraction (``certificate.json: dkw``) and the paper's Eq. 11 form."""
+
+    n: int
+    alpha: float
+    routes: int
+    fhat: float | None = None
+    cohort_slack: float | None = None
+    route_penalty: float | None = None
+    pi_lower: float | None = None
+    convention: str | None = None
+    clopper_pearson_lower: float | None = None
+    paper: DkwCertificate | None = None
+    lifts: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "DkwSummary":
+        paper = d.get("paper")
+        return _record(cls, d, paper=_record(DkwCertificate, paper) if isinstance(paper, Mapping) else None)
+
+
+@dataclass(frozen=True)
+class CertificateArrays:
+    """Per-user arrays behind a certificate (not in the JSON)."""
+
     users: np.ndarray
     regime: RegimeResult
-    aggregate: dict
     theorem1: Theorem1Result
-    theorem1_family: dict
-    dkw: dict
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Everything ``spectra certify`` writes: ``to_dict`` gives ``certificate.json``, ``from_dict`` reads it back
+    (per-user arrays only when computed here; see :meth:`per_user_frame`)."""
+
+    settings: Mapping[str, Any]
+    per_user: RegimeSummary
+    aggregate: Mapping[str, AggregateReading]
+    theorem1: Theorem1Summary | None
+    dkw: DkwSummary | None
+    arrays: CertificateArrays | None = field(default=None, compare=False, repr=False)
+    source: str = field(default="<memory>", compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        r = self.regime
-        return {
-            "schema": SCHEMA,
-            "settings": self.settings,
-            "per_user": {
-                "n": int(len(r.js)),
-                "chain": r.chain,
-                "unit": "bits",
-                "fraction_in_regime": float(r.in_regime.mean()),
-                "fraction_tv_dominates": float(r.tv_dominates.mean()),
-                "regime_implies_tv_dominates": bool((~r.in_regime | r.tv_dominates).all()),
-                "mean_margin": float((r.dg_lower - r.phi).mean()),
-                "label": "certificate: per user, TV(probe) <= phi_sharp(JS) < m_tau(L) <= TV(DG)",
-            },
-            "aggregate": self.aggregate,
-            "theorem1": {**self.theorem1.to_dict(), "family": self.theorem1_family},
-            "dkw": self.dkw,
-        }
+        out = {"schema": SCHEMA, "settings": dict(self.settings), "per_user": _block(self.per_user),
+               "aggregate": {k: _block(v) for k, v in self.aggregate.items()}}
+        if self.theorem1 is not None:
+            out["theorem1"] = _block(self.theorem1)
+        if self.dkw is not None:
+            out["dkw"] = {k: v for k, v in _block(self.dkw).items() if k != "paper" or v is not None}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "certificate.json") -> "Certificate":
+        check_schema(d, SCHEMA, source)
+        with json_errors(source):
+            return cls(
+                settings=dict(d.get("settings") or {}),
+                per_user=_record(RegimeSummary, d["per_user"]),
+                aggregate={k: AggregateReading.from_dict(v) for k, v in (d.get("aggregate") or {}).items()},
+                theorem1=_record(Theorem1Summary, d["theorem1"]) if "theorem1" in d else None,
+                dkw=DkwSummary.from_dict(d["dkw"]) if "dkw" in d else None,
+                source=source,
+            )
 
     def per_user_frame(self):
         import pandas as pd
 
-        r, t1 = self.regime, self.theorem1
+        if self.arrays is None:
+            raise ValueError("this Certificate has no per-user data (it was rebuilt from JSON)")
+        r, t1 = self.arrays.regime, self.arrays.theorem1
         return pd.DataFrame({
-            "user_id": self.users, "js": r.js, "m_tau": r.m_tau, "dg_tv_lower": r.dg_lower, "phi_sharp": r.phi,
-            "in_regime": r.in_regime, "tv_probe": r.tv_probe, "tv_dg": r.tv_dg, "epsilon": t1.epsilon,
-            "gap": t1.gap, "dg_miss": t1.dg_miss, "favorable": t1.favorable, "gain": t1.gain,
+            "user_id": self.arrays.users, "js": r.js, "m_tau": r.m_tau, "dg_tv_lower": r.dg_lower,
+            "phi_sharp": r.phi, "in_regime": r.in_regime, "tv_probe": r.tv_probe, "tv_dg": r.tv_dg,
+            "epsilon": t1.epsilon, "gap": t1.gap, "dg_miss": t1.dg_miss, "favorable": t1.favorable, "gain": t1.gain,
         })
 
 
@@ -318,11 +433,13 @@ def certify(truth: DistributionTable, probe: DistributionTable, dg: Distribution
         raise SpectraInputError(f"tau: {tau:g} is outside [0, 1)")
     aligned = align_tables(truth, {"probe": probe, "dg": dg})
     t, s, d = truth.probs, aligned["probe"].probs, aligned["dg"].probs
-    reg = regime(t, s, d, tau=tau)
-    t1 = theorem1(t, s, d, k=k, certificate=certificate, tau=tau, alpha=alpha)
+    k = _check_k_below(k, t.shape[1])
+    certificate = _check_certificate(certificate)
+    reg = _regime(t, s, d, HEADLINE_CHAIN, tau)
+    t1 = _theorem1(t, s, d, k, certificate, tau, alpha)
     family = {}
     for name, cert in LINF_CERTIFICATES.items():
-        res = t1 if name == certificate else theorem1(t, s, d, k=k, certificate=name, tau=tau, alpha=alpha)
+        res = t1 if name == certificate else _theorem1(t, s, d, k, name, tau, alpha)
         family[name] = {"valid": cert.valid, "formula": cert.formula, "fraction_favorable": res.fraction_favorable,
                         "conditional_gain": res.conditional_gain, "implication_violations": res.implication_violations}
     n = len(t)
@@ -336,4 +453,11 @@ def certify(truth: DistributionTable, probe: DistributionTable, dg: Distribution
                 "chain": HEADLINE_CHAIN, "dg_list": "categories with DG mass > tau (tau = 0: the DG support)"}
     log.info("certified %d users: %.3f in regime (sharp), %.3f favorable (Theorem 1, %s)",
              n, reg.in_regime.mean(), t1.fraction_favorable, certificate)
-    return Certificate(settings, truth.users, reg, aggregate_readings(t, s, reg), t1, family, dkw)
+    summary = RegimeSummary(
+        n=n, chain=reg.chain, unit="bits", fraction_in_regime=float(reg.in_regime.mean()),
+        fraction_tv_dominates=float(reg.tv_dominates.mean()),
+        regime_implies_tv_dominates=bool((~reg.in_regime | reg.tv_dominates).all()),
+        mean_margin=float((reg.dg_lower - reg.phi).mean()),
+        label="certificate: per user, TV(probe) <= phi_sharp(JS) < m_tau(L) <= TV(DG)")
+    return Certificate(settings, summary, aggregate_readings(t, s, reg), t1.summary(family), DkwSummary.from_dict(dkw),
+                       CertificateArrays(truth.users, reg, t1))

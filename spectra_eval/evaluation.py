@@ -24,34 +24,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from spectra_eval import stats
-from spectra_eval.buckets import Buckets, bucket_bias, bucket_mass, make_buckets, per_category_bias
-from spectra_eval.calibration import ReliabilityBin, miscalibration_kl, stratified_ece, top1_ece
-from spectra_eval.divergences import js, tv
-from spectra_eval.exposure import exposure_entropy_at_k
-from spectra_eval.fairness import (QuartileResult, StratumResult, _f, align_meta, quartile_deltas, stratum_deltas,
-                                   tail_mass, tail_quartiles)
-from spectra_eval.io import USER_COL, DistributionTable, align_tables
-from spectra_eval.ranking import mass_captured_at_k, ndcg_at_k
+from spectra_eval.buckets import _bucket_mass, _make_buckets
+from spectra_eval.catalogue import (COHORT, ENTROPY_KS, MASS_KS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context, Metric,
+                                   catalogue, metric)
+from spectra_eval.ranking import Rankings
+from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, _f, align_meta, quartile_deltas,
+                                   stratum_deltas, tail_mass, tail_quartiles)
+from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
+from spectra_eval.stats import PairedEffect
 from spectra_eval.validation import SpectraInputError, check_positive_int
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "spectra.metrics/1"
-UNIT = "bits"
-NDCG_KS = (5, 10)
-ENTROPY_KS = (1, 3)
-MASS_KS = (5, 10)
-COMPARED = ("js", "tv", "ndcg@5", "ndcg@10")
-STECK_ALPHA = 0.01
 ALPHA = 0.05
-STRATA = ("overall", "head", "mid", "tail")
 
 
 # ------------------------------------------------------------------ result objects
@@ -70,27 +63,7 @@ class MeanCI:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "MeanCI":
-        return cls(_f(d["mean"]), _f(d["ci_low"]), _f(d["ci_high"]))
-
-
-@dataclass(frozen=True)
-class PairedDiff:
-    """Mean paired difference (method - reference) with bootstrap CI and Wilcoxon signed-rank test."""
-
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    pvalue: float
-    statistic: float
-    n: int
-
-    def to_dict(self) -> dict:
-        return {"mean_diff": self.mean_diff, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.pvalue,
-                "statistic": self.statistic, "n": self.n}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "PairedDiff":
-        return cls(_f(d["mean_diff"]), _f(d["ci_low"]), _f(d["ci_high"]), _f(d["p"]), _f(d["statistic"]), int(d["n"]))
+        return cls(_f(d["mean"]), _f(d.get("ci_low")), _f(d.get("ci_high")))
 
 
 @dataclass(frozen=True)
@@ -103,80 +76,101 @@ class CategoryTest:
     mean_abs_err_method: float
     mean_abs_err_reference: float
 
+    @property
+    def error_diff(self) -> float:
+        """Mean absolute error of the method minus the reference's (negative: the method is closer)."""
+        return self.mean_abs_err_method - self.mean_abs_err_reference
+
     def to_dict(self) -> dict:
         return {"p": self.pvalue, "p_holm": self.p_holm, "statistic": self.statistic,
                 "mean_abs_err_method": self.mean_abs_err_method, "mean_abs_err_reference": self.mean_abs_err_reference}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "CategoryTest":
-        return cls(_f(d["p"]), _f(d["p_holm"]), _f(d["statistic"]), _f(d["mean_abs_err_method"]),
-                   _f(d["mean_abs_err_reference"]))
+        return cls(_f(d.get("p")), _f(d.get("p_holm")), _f(d.get("statistic")), _f(d.get("mean_abs_err_method")),
+                   _f(d.get("mean_abs_err_reference")))
 
 
 @dataclass(frozen=True)
 class MethodResult:
-    """Every metric of one method. ``means`` holds the per-user metrics' means with CIs, by name."""
+    """Every metric of one method, by catalogue key.
+
+    ``means`` holds the per-user metrics' cohort means with CIs; ``cohort`` the cohort-level fields
+    (JSON-ready values: floats, dicts by bucket or category, reliability bins). ``result[key]`` looks in both.
+    """
 
     means: Mapping[str, MeanCI]
-    entropy: Mapping[int, float]
-    bucket_mass: Mapping[str, float]
-    category_bias: Mapping[str, float]
-    head_bias: float
-    bucket_bias: Mapping[str, float]
-    ece: Mapping[str, float]
-    ece_pairs: Mapping[str, int]
-    ece_categories: Mapping[str, int]
-    reliability: tuple[ReliabilityBin, ...]
-    top1_ece: float
-    top1_pairs: int
-    miscalibration_kl: float
+    cohort: Mapping[str, Any]
+    name: str = field(default="?", compare=False)
+    source: str = field(default="<memory>", compare=False)
+
+    def __getitem__(self, key: str):
+        if key in self.means:
+            return self.means[key]
+        if key in self.cohort:
+            return self.cohort[key]
+        raise SpectraInputError(f"{self.source}: missing key {key!r} under methods.{self.name}")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.means or key in self.cohort
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
 
     def to_dict(self) -> dict:
-        out: dict = {k: v.to_dict() for k, v in self.means.items() if k != "miscalibration_kl"}
-        out |= {f"entropy@{k}": v for k, v in self.entropy.items()}
-        out |= {
-            "bucket_mass": dict(self.bucket_mass), "category_bias": dict(self.category_bias),
-            "head_bias": self.head_bias, "bucket_bias": dict(self.bucket_bias),
-            "ece": dict(self.ece), "ece_pairs": dict(self.ece_pairs), "ece_categories": dict(self.ece_categories),
-            "reliability": [{"lo": b.lo, "hi": b.hi, "n": b.n, "mean_pred": b.mean_pred, "mean_true": b.mean_true}
-                            for b in self.reliability],
-            "top1_ece": self.top1_ece, "top1_pairs": self.top1_pairs, "miscalibration_kl": self.miscalibration_kl,
-        }
-        if "miscalibration_kl" in self.means:
-            out["miscalibration_kl_ci"] = self.means["miscalibration_kl"].to_dict()
+        mean_only = [k for k in self.means if _json_style(k) == "mean"]
+        out: dict = {k: v.to_dict() for k, v in self.means.items() if k not in mean_only}
+        out |= dict(self.cohort)
+        for k in mean_only:
+            out[k] = self.means[k].mean
+            out[f"{k}_ci"] = self.means[k].to_dict()
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "MethodResult":
-        means = {k: MeanCI.from_dict(v) for k, v in d.items()
-                 if isinstance(v, Mapping) and "mean" in v and k != "miscalibration_kl_ci"}
-        if "miscalibration_kl_ci" in d:
-            means["miscalibration_kl"] = MeanCI.from_dict(d["miscalibration_kl_ci"])
-        return cls(
-            means=means,
-            entropy={int(k.split("@")[1]): _f(v) for k, v in d.items() if k.startswith("entropy@")},
-            bucket_mass={k: _f(v) for k, v in d["bucket_mass"].items()},
-            category_bias={k: _f(v) for k, v in d["category_bias"].items()},
-            head_bias=_f(d["head_bias"]),
-            bucket_bias={k: _f(v) for k, v in d.get("bucket_bias", {}).items()},
-            ece={k: _f(v) for k, v in d["ece"].items()},
-            ece_pairs={k: int(v) for k, v in d["ece_pairs"].items()},
-            ece_categories={k: int(v) for k, v in d["ece_categories"].items()},
-            reliability=tuple(ReliabilityBin(_f(b["lo"]), _f(b["hi"]), int(b["n"]), _f(b["mean_pred"]),
-                                             _f(b["mean_true"])) for b in d["reliability"]),
-            top1_ece=_f(d["top1_ece"]),
-            top1_pairs=int(d.get("top1_pairs", 0)),
-            miscalibration_kl=_f(d["miscalibration_kl"]),
-        )
+    def from_dict(cls, d: Mapping, name: str = "?", source: str = "<memory>") -> "MethodResult":
+        means, cohort = {}, {}
+        for key, value in d.items():
+            if key.endswith("_ci") and isinstance(value, Mapping):
+                means[key[:-3]] = MeanCI.from_dict(value)
+            elif _json_style(key) == "ci" and isinstance(value, Mapping) and "mean" in value:
+                means[key] = MeanCI.from_dict(value)
+            elif f"{key}_ci" not in d:
+                cohort[key] = _restore(value)
+        return cls(means, cohort, name, source)
+
+
+def _json_style(key: str) -> str | None:
+    try:
+        spec = metric(key)
+    except KeyError:
+        return "ci"  # a metric this version does not know: keep what the document says
+    return spec.json if spec.level == USER else None
+
+
+def _opt_int(x) -> int | None:
+    return None if x is None else int(x)
+
+
+def _restore(value):
+    """A JSON value with nulls back to NaN (numbers), recursively."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, Mapping):
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A method against the reference: paired diffs, per-category tests, quartiles and strata."""
+    """A method against the reference: paired effects per compared metric, per-category tests, quartiles and
+    strata. ``category_wins`` / ``category_losses``: categories with Holm p < alpha where the method's mean
+    absolute error is lower / higher."""
 
     method: str
     reference: str
-    diffs: Mapping[str, PairedDiff]
+    diffs: Mapping[str, PairedEffect]
     per_category: Mapping[str, CategoryTest]
     category_wins: int
     category_losses: int
@@ -185,7 +179,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         out = {"method": self.method, "reference": self.reference}
-        out |= {k: v.to_dict() for k, v in self.diffs.items()}
+        out |= {k: v.to_dict("mean_diff") for k, v in self.diffs.items()}
         out |= {"per_category": {c: t.to_dict() for c, t in self.per_category.items()},
                 "category_wins": self.category_wins, "category_losses": self.category_losses,
                 "quartiles": self.quartiles.to_dict()}
@@ -195,11 +189,13 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Comparison":
-        diffs = {k: PairedDiff.from_dict(v) for k, v in d.items() if isinstance(v, Mapping) and "mean_diff" in v}
+        diffs = {k: PairedEffect.from_dict(v, "mean_diff") for k, v in d.items()
+                 if isinstance(v, Mapping) and "mean_diff" in v}
+        per_category = {c: CategoryTest.from_dict(t) for c, t in d["per_category"].items()}
         strata = d.get("strata")
-        return cls(d["method"], d["reference"], diffs,
-                   {c: CategoryTest.from_dict(t) for c, t in d["per_category"].items()},
-                   int(d["category_wins"]), int(d["category_losses"]), QuartileResult.from_dict(d["quartiles"]),
+        return cls(d["method"], d["reference"], diffs, per_category,
+                   _opt_int(d.get("category_wins")), _opt_int(d.get("category_losses")),
+                   QuartileResult.from_dict(d["quartiles"]),
                    None if strata is None else {c: StratumResult.from_dict(s) for c, s in strata.items()})
 
 
@@ -218,19 +214,27 @@ class Settings:
     mass_ks: tuple[int, ...] = MASS_KS
     alpha: float = ALPHA
     steck_alpha: float = STECK_ALPHA
+    strata_quantiles: int = QUANTILES
 
     def to_dict(self) -> dict:
         return {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
                 "bootstrap": self.bootstrap, "seed": self.seed, "bins": self.bins, "confidence": self.confidence,
                 "test": stats.TEST_DESCRIPTION, "correction": stats.CORRECTION, "meta": self.meta,
                 "zero_method": stats.ZERO_METHOD, "alpha": self.alpha, "steck_alpha": self.steck_alpha,
-                "mass_ks": list(self.mass_ks)}
+                "mass_ks": list(self.mass_ks), "strata_quantiles": self.strata_quantiles}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Settings":
-        return cls(d["truth"], dict(d["preds"]), d["reference"], int(d["bootstrap"]), int(d["seed"]), int(d["bins"]),
-                   float(d["confidence"]), d.get("meta"), tuple(int(k) for k in d.get("mass_ks", MASS_KS)),
-                   float(d.get("alpha", ALPHA)), float(d.get("steck_alpha", STECK_ALPHA)))
+        return cls(d.get("truth", "?"), dict(d.get("preds") or {}), d.get("reference"),
+                   int(d.get("bootstrap", stats.N_RESAMPLES)), d.get("seed"), int(d.get("bins", 20)),
+                   float(d.get("confidence", stats.CONFIDENCE)), d.get("meta"),
+                   tuple(int(k) for k in d.get("mass_ks", MASS_KS)),
+                   float(d["alpha"]) if d.get("alpha") is not None else 1.0 - float(d.get("confidence", 0.95)),
+                   float(d.get("steck_alpha", STECK_ALPHA)), int(d.get("strata_quantiles", QUANTILES)))
+
+    @property
+    def test(self) -> str:
+        return stats.TEST_DESCRIPTION
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,7 @@ class Evaluation:
     comparisons: Mapping[str, Comparison]
     unit: str = UNIT
     per_user: PerUser | None = field(default=None, compare=False, repr=False)
+    source: str = field(default="<memory>", compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -275,21 +280,44 @@ class Evaluation:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Evaluation":
-        if d.get("schema") != SCHEMA:
-            raise SpectraInputError(f"not a {SCHEMA} document (schema {d.get('schema')!r})")
-        return cls(
-            settings=Settings.from_dict(d["settings"]),
-            n_users=int(d["n_users"]),
-            n_categories=int(d["n_categories"]),
-            categories=tuple(d["categories"]),
-            buckets={k: tuple(v) for k, v in d["buckets"].items()},
-            truth_bucket_mass={k: _f(v) for k, v in d["truth"]["bucket_mass"].items()},
-            truth_category_mass={k: _f(v) for k, v in d["truth"]["category_mass"].items()},
-            methods={k: MethodResult.from_dict(v) for k, v in d["methods"].items()},
-            comparisons={k: Comparison.from_dict(v) for k, v in d["comparisons"].items()},
-            unit=d.get("unit", UNIT),
-        )
+    def from_dict(cls, d: Mapping, source: str = "metrics.json") -> "Evaluation":
+        """Rebuild from ``to_dict()`` output (or a partial document with the same keys).
+
+        A missing required key is a one-line :class:`SpectraInputError` naming ``source`` and the key path.
+        """
+        check_schema(d, SCHEMA, source)
+        with json_errors(source):
+            methods = {k: MethodResult.from_dict(v, k, source) for k, v in d["methods"].items()}
+            if not methods:
+                raise SpectraInputError(f"{source}: 'methods' is empty")
+            comparisons = {k: Comparison.from_dict(v) for k, v in (d.get("comparisons") or {}).items()}
+            for key, comp in comparisons.items():
+                for role in ("method", "reference"):
+                    if getattr(comp, role) not in methods:
+                        raise SpectraInputError(f"{source}: comparisons[{key!r}].{role} is {getattr(comp, role)!r}, "
+                                                f"which is not in methods ({', '.join(methods)})")
+            settings = Settings.from_dict(d.get("settings") or {})
+            if settings.reference is not None and settings.reference not in methods:
+                raise SpectraInputError(f"{source}: settings.reference {settings.reference!r} is not in methods "
+                                        f"({', '.join(methods)})")
+            truth = d.get("truth") or {}
+            return cls(
+                settings=settings,
+                n_users=int(d["n_users"]),
+                n_categories=int(d["n_categories"]),
+                categories=tuple(d.get("categories") or ()),
+                buckets={k: tuple(v) for k, v in (d.get("buckets") or {}).items()},
+                truth_bucket_mass={k: _f(v) for k, v in (truth.get("bucket_mass") or {}).items()},
+                truth_category_mass={k: _f(v) for k, v in (truth.get("category_mass") or {}).items()},
+                methods=methods,
+                comparisons=comparisons,
+                unit=d.get("unit", UNIT),
+                source=source,
+            )
+
+    def comparison_for(self, method: str) -> Comparison | None:
+        """The comparison of ``method`` against the reference (None for the reference itself)."""
+        return next((c for c in self.comparisons.values() if c.method == method), None)
 
     def per_user_frame(self) -> pd.DataFrame:
         """One row per (user, method): ``user_id, method`` then every per-user metric, the user's true tail
@@ -314,34 +342,28 @@ class Evaluation:
 
 def per_user_metrics(pred: np.ndarray, truth: np.ndarray, mass_ks: Sequence[int] = MASS_KS,
                      steck_alpha: float = STECK_ALPHA) -> dict[str, np.ndarray]:
-    """Every per-user metric of one method, name -> (n,) array (NDCG/mass k clipped to K)."""
-    out = {"js": js(pred, truth, unit=UNIT), "tv": tv(pred, truth)}
-    for k in NDCG_KS:
-        out[f"ndcg@{k}"] = ndcg_at_k(pred, truth, k)
-    for k in mass_ks:
-        out[f"mass@{k}"] = mass_captured_at_k(pred, truth, k)
-    out["miscalibration_kl"] = miscalibration_kl(pred, truth, alpha=steck_alpha, unit=UNIT)
+    """Every per-user metric of the catalogue for one method, key -> (n,) array (NDCG/mass k clipped to K).
+
+    ``pred`` and ``truth`` are checked here (:func:`~spectra_eval.validation.check_pred_truth`); inside
+    :func:`evaluate` the tables are already checked and the kernels are called directly.
+    """
+    from spectra_eval.validation import check_pred_truth
+
+    pred, truth = check_pred_truth(pred, truth)
+    ctx = Context(buckets=None, categories=(), steck_alpha=steck_alpha)
+    return _per_user(catalogue(mass_ks), pred, truth, ctx)
+
+
+def _per_user(specs: Sequence[Metric], pred: np.ndarray, truth: np.ndarray, ctx: Context) -> dict[str, np.ndarray]:
+    return {m.key: m.kernel(pred, truth, ctx) for m in specs if m.level == USER}
+
+
+def _cohort(specs: Sequence[Metric], pred: np.ndarray, truth: np.ndarray, ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in specs:
+        if m.level == COHORT:
+            out |= m.kernel(pred, truth, ctx)
     return out
-
-
-def _cohort_metrics(pred, truth, buckets: Buckets, categories, n_bins: int) -> dict:
-    ece = stratified_ece(pred, truth, buckets, n_bins)
-    top1 = top1_ece(pred, truth, n_bins)
-    bias = per_category_bias(pred, truth)
-    bbias = bucket_bias(pred, truth, buckets)
-    return dict(
-        entropy={k: float(exposure_entropy_at_k(pred, k)) for k in ENTROPY_KS},
-        bucket_mass=bucket_mass(pred, buckets),
-        category_bias=dict(zip(categories, map(float, bias))),
-        head_bias=bbias["head"],
-        bucket_bias=bbias,
-        ece={s: float(ece[s].ece) for s in STRATA},
-        ece_pairs={s: int(ece[s].n_pairs) for s in STRATA},
-        ece_categories={s: int(ece[s].n_categories) for s in STRATA},
-        reliability=tuple(ece["overall"].bins),
-        top1_ece=float(top1.ece),
-        top1_pairs=int(top1.n_pairs),
-    )
 
 
 def _per_category_tests(pred, ref, truth, categories) -> tuple[dict[str, CategoryTest], np.ndarray]:
@@ -370,13 +392,16 @@ def evaluate(
     confidence: float = stats.CONFIDENCE,
     mass_ks: Sequence[int] = MASS_KS,
     alpha: float = ALPHA,
+    strata_quantiles: int = QUANTILES,
 ) -> Evaluation:
     """Score every table in ``preds`` against ``truth`` and compare each with ``preds[reference]``.
 
     Parameters
     ----------
     truth, preds : DistributionTable
-        Method tables are aligned to the truth's users and categories (:func:`spectra_eval.io.align_tables`).
+        Checked when built; method tables are aligned to the truth's users and categories
+        (:func:`spectra_eval.io.align_tables`). Every metric of :func:`spectra_eval.catalogue.catalogue`
+        is computed by its kernel on these arrays, without re-checking them.
     reference : str
         Name in ``preds`` that every other method is compared with (differences are method - reference).
     n_resamples, seed, confidence
@@ -386,6 +411,9 @@ def evaluate(
         Equal-width bins for the ECEs.
     meta : DataFrame, optional
         ``user_id`` plus stratum columns (:func:`spectra_eval.fairness.align_meta`); ``meta_source`` names it.
+        Numeric columns with many values are grouped into ``strata_quantiles`` quantile strata.
+    alpha : float
+        Level for category wins (Holm) and stratum wins.
     """
     if not preds:
         raise SpectraInputError("no method tables given")
@@ -395,17 +423,21 @@ def evaluate(
                        message="the number of bootstrap resamples must be a positive integer, got {value!r}")
     check_positive_int(n_bins, "n_bins", whole_numbers=True,
                        message="the number of ECE bins must be a positive integer, got {value!r}")
+    check_positive_int(strata_quantiles, "strata_quantiles", minimum=2,
+                       message="the number of quantile strata must be an integer >= 2, got {value!r}")
     aligned = align_tables(truth, preds)
     meta_frame = None if meta is None else align_meta(meta, truth.users, meta_source or "meta")
     t = truth.probs
     n, n_cat = t.shape
     categories = truth.categories
-    buckets = make_buckets(t)
+    buckets = _make_buckets(t)
+    specs = catalogue(tuple(mass_ks))
+    ctx = Context(buckets, categories, int(n_bins), STECK_ALPHA, Rankings(max(NDCG_KS + ENTROPY_KS + tuple(mass_ks))))
     names = list(aligned)
     show = n * n_cat > 2_000_000
 
     log.info("per-user metrics for %d methods (%d users x %d categories)", len(names), n, n_cat)
-    per_user = {name: per_user_metrics(aligned[name].probs, t, mass_ks) for name in names}
+    per_user = {name: _per_user(specs, aligned[name].probs, t, ctx) for name in names}
     metric_names = list(per_user[names[0]])
     columns = [(name, m) for name in names for m in metric_names]
     col_of = {c: i for i, c in enumerate(columns)}
@@ -420,8 +452,7 @@ def evaluate(
     for name in tqdm(names, desc="cohort metrics", leave=False, disable=not show):
         ci = {m: MeanCI(float(means[col_of[name, m]]), float(low[col_of[name, m]]), float(high[col_of[name, m]]))
               for m in metric_names}
-        cohort = _cohort_metrics(aligned[name].probs, t, buckets, categories, int(n_bins))
-        methods[name] = MethodResult(means=ci, miscalibration_kl=ci["miscalibration_kl"].mean, **cohort)
+        methods[name] = MethodResult(ci, _cohort(specs, aligned[name].probs, t, ctx), name)
 
     quartile = tail_quartiles(t, buckets)
     others = [name for name in names if name != reference]
@@ -430,19 +461,18 @@ def evaluate(
     quart = quartile_deltas(js_others, ref_js, quartile, n_resamples=int(n_resamples), seed=seed,
                             confidence=confidence) if others else []
     strata = (stratum_deltas(js_others - ref_js[:, None], meta_frame, n_resamples=int(n_resamples), seed=seed,
-                             confidence=confidence) if meta_frame is not None and others else [None] * len(others))
+                             confidence=confidence, alpha=alpha, quantiles=int(strata_quantiles))
+              if meta_frame is not None and others else [None] * len(others))
 
     comparisons = {}
+    compared = [m.key for m in specs if m.compared]
     for j, name in enumerate(tqdm(others, desc="comparisons", leave=False, disable=not show)):
-        diffs = {}
-        for m in COMPARED:
-            d = per_user[name][m] - per_user[reference][m]
-            test = stats.paired_wilcoxon(d)
-            # both means were resampled with the same user indices, so their difference is the paired bootstrap
-            lo, hi = stats.percentile_interval(boot[:, col_of[name, m]] - boot[:, col_of[reference, m]], confidence)
-            diffs[m] = PairedDiff(float(d.mean()), float(lo), float(hi), test.pvalue, test.statistic, n)
+        # both means were resampled with the same user indices, so their difference is the paired bootstrap
+        diffs = {m: stats.paired_effect(per_user[name][m] - per_user[reference][m],
+                                        boot[:, col_of[name, m]] - boot[:, col_of[reference, m]], confidence)
+                 for m in compared}
         per_cat, p_holm = _per_category_tests(aligned[name].probs, aligned[reference].probs, t, categories)
-        err_diff = np.array([c.mean_abs_err_method - c.mean_abs_err_reference for c in per_cat.values()])
+        err_diff = np.array([c.error_diff for c in per_cat.values()])
         significant = p_holm < alpha
         comparisons[f"{name} vs {reference}"] = Comparison(
             name, reference, diffs, per_cat, int((significant & (err_diff < 0)).sum()),
@@ -450,14 +480,14 @@ def evaluate(
 
     settings = Settings(truth.source, {k: v.source for k, v in preds.items()}, reference, int(n_resamples), seed,
                         int(n_bins), confidence, None if meta is None else (meta_source or "<memory>"),
-                        tuple(mass_ks), alpha, STECK_ALPHA)
+                        tuple(mass_ks), alpha, STECK_ALPHA, int(strata_quantiles))
     return Evaluation(
         settings=settings,
         n_users=n,
         n_categories=n_cat,
         categories=categories,
         buckets={k: tuple(v) for k, v in buckets.labels(categories).items()},
-        truth_bucket_mass=bucket_mass(t, buckets),
+        truth_bucket_mass=_bucket_mass(t, buckets),
         truth_category_mass=dict(zip(categories, map(float, t.mean(axis=0)))),
         methods=methods,
         comparisons=comparisons,

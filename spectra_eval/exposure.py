@@ -11,8 +11,18 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import entr
 
-from spectra_eval.ranking import _top_k, check_k
-from spectra_eval.validation import check_distributions, check_unit
+from spectra_eval.ranking import Rankings
+from spectra_eval.validation import check_distributions, check_k, check_unit
+
+
+def _exposure_counts(pred: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:
+    return np.bincount((ranks or Rankings()).top(pred, k).ravel(), minlength=pred.shape[1])
+
+
+def _exposure_entropy(pred: np.ndarray, k: int, divisor: float = float(np.log(2.0)),
+                      ranks: Rankings | None = None) -> float:
+    counts = _exposure_counts(pred, k, ranks)
+    return float(entr(counts / counts.sum()).sum() / divisor)
 
 
 def exposure_counts(pred, k: int) -> np.ndarray:
@@ -32,8 +42,7 @@ def exposure_counts(pred, k: int) -> np.ndarray:
     ndarray of int, shape (K,)
     """
     pred = check_distributions(pred, source="pred")
-    cols = _top_k(pred, check_k(k, pred.shape[1]))
-    return np.bincount(cols.ravel(), minlength=pred.shape[1])
+    return _exposure_counts(pred, check_k(k, pred.shape[1]))
 
 
 def exposure_entropy_at_k(pred, k: int, unit: str = "bits") -> float:
@@ -56,6 +65,5 @@ def exposure_entropy_at_k(pred, k: int, unit: str = "bits") -> float:
     float
     """
     divisor = check_unit(unit)
-    counts = exposure_counts(pred, k)
-    share = counts / counts.sum()
-    return float(entr(share).sum() / divisor)
+    pred = check_distributions(pred, source="pred")
+    return _exposure_entropy(pred, check_k(k, pred.shape[1]), divisor)

@@ -12,11 +12,12 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,13 @@ class DistributionTable:
         return frame
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>") -> "DistributionTable":
-        """Check ``frame`` against the data contract and wrap it."""
+    def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>", *,
+                   like: "DistributionTable | None" = None) -> "DistributionTable":
+        """Check ``frame`` against the data contract and wrap it.
+
+        With ``like`` (e.g. the truth table), the category columns must be exactly ``like``'s (any order);
+        a missing or extra column is reported before any row is checked.
+        """
         users = check_user_ids(frame, source)
         if len(frame) == 0:
             raise SpectraInputError(f"{source}: the table has no rows")
@@ -56,6 +62,8 @@ class DistributionTable:
         dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
         if len(dup_cols):
             raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
+        if like is not None:
+            check_same_categories(categories, like.categories, source, like.source)
         values = frame[categories]
         for col in categories:  # name the first cell that is not a number
             if not pd.api.types.is_numeric_dtype(values[col]):
@@ -147,9 +155,21 @@ def read_frame(path: str | os.PathLike, *, string_columns: tuple[str, ...] = (US
     return frame
 
 
-def read_distribution_table(path: str | os.PathLike) -> DistributionTable:
-    """Read and validate a distribution table (CSV or Parquet, by extension)."""
-    return DistributionTable.from_frame(read_frame(path), source=str(path))
+def check_same_categories(columns, expected, source: str, expected_source: str) -> None:
+    """``columns`` must hold exactly the ``expected`` labels: name the first missing, then the first extra one."""
+    have = pd.Index(columns)
+    missing = pd.Index(expected).difference(have, sort=False)
+    if len(missing):
+        raise SpectraInputError(f"{source}: column {missing[0]!r} (a category of {expected_source}) is missing")
+    extra = have.difference(pd.Index(expected), sort=False)
+    if len(extra):
+        raise SpectraInputError(f"{source}: column {extra[0]!r} is not a category of {expected_source}")
+
+
+def read_distribution_table(path: str | os.PathLike, *, like: DistributionTable | None = None) -> DistributionTable:
+    """Read and validate a distribution table (CSV or Parquet, by extension); see
+    :meth:`DistributionTable.from_frame` for ``like``."""
+    return DistributionTable.from_frame(read_frame(path), source=str(path), like=like)
 
 
 def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable]) -> dict[str, DistributionTable]:
@@ -157,13 +177,8 @@ def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable
     truth_users = pd.Index(truth.users)
     aligned = {}
     for name, table in preds.items():
+        check_same_categories(table.categories, truth.categories, table.source, truth.source)
         col = pd.Index(table.categories).get_indexer(truth.categories)
-        if (col < 0).any():
-            missing = truth.categories[int(np.flatnonzero(col < 0)[0])]
-            raise SpectraInputError(f"{table.source}: column {missing!r} (a category of {truth.source}) is missing")
-        if len(table.categories) != len(truth.categories):
-            extra = pd.Index(table.categories).difference(pd.Index(truth.categories), sort=False)[0]
-            raise SpectraInputError(f"{table.source}: column {extra!r} is not a category of {truth.source}")
         pos = pd.Index(table.users).get_indexer(truth_users)
         if (pos < 0).any():
             user = truth.users[int(np.flatnonzero(pos < 0)[0])]
@@ -175,6 +190,54 @@ def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable
             users=truth.users, categories=truth.categories, probs=table.probs[np.ix_(pos, col)], source=table.source
         )
     return aligned
+
+
+# ---------------------------------------------------------------- JSON documents
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Parse a JSON file; bad JSON is a one-line error with the line and column."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpectraInputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise SpectraInputError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SpectraInputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return doc
+
+
+def check_schema(doc: Any, expected: str, source: str) -> None:
+    """``doc['schema']`` must be ``expected``'s family with the same major version (minor additions are fine)."""
+    if not isinstance(doc, Mapping):
+        raise SpectraInputError(f"{source}: expected a JSON object at the top level, got {type(doc).__name__}")
+    family, major = expected.split("/")
+    schema = doc.get("schema")
+    if schema is None:
+        raise SpectraInputError(f"{source}: no 'schema' field (expected {expected!r})")
+    m = re.fullmatch(r"([\w.]+)/(\d+)(?:\.\d+)*", str(schema))
+    if m is None or m.group(1) != family:
+        raise SpectraInputError(f"{source}: unknown schema {schema!r} (expected {expected!r})")
+    if m.group(2) != major:
+        raise SpectraInputError(
+            f"{source}: schema {schema!r} is an incompatible version (this spectra reads {expected!r})")
+
+
+@contextlib.contextmanager
+def json_errors(source: str, where: str = "") -> Iterator[None]:
+    """Turn a missing key or a wrongly typed value met while rebuilding a result from JSON into a one-line
+    :class:`SpectraInputError` naming ``source`` (and ``where``, a key path)."""
+    at = f" under {where}" if where else ""
+    try:
+        yield
+    except KeyError as exc:
+        raise SpectraInputError(f"{source}: missing key {exc.args[0]!r}{at}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SpectraInputError):
+            raise
+        raise SpectraInputError(f"{source}: unexpected value{at} ({exc})") from None
 
 
 # ---------------------------------------------------------------- atomic output
@@ -195,7 +258,7 @@ def _replace_from_temp(path: Path, write) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON, atomically (NaN written as null)."""
-    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
     _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
@@ -245,14 +308,14 @@ def atomic_outputs(out_dir: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """Convert numpy scalars/arrays and non-finite floats (-> None) so JSON stays standard."""
     if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_json_safe(v) for v in obj.tolist()]
+        return [json_safe(v) for v in obj.tolist()]
     if isinstance(obj, (np.bool_,)):
         return bool(obj)
     if isinstance(obj, (np.integer,)):

@@ -11,29 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectra_eval.validation import SpectraInputError, check_distributions, check_pair, check_positive_int
-
-
-def check_pred_truth(pred, truth) -> tuple[np.ndarray, np.ndarray]:
-    """Validate predicted and true distribution stacks and broadcast them to one shape (n, K).
-
-    Both go through :func:`spectra_eval.validation.check_distributions` (named ``pred`` and ``truth`` in
-    error messages). A single row on either side broadcasts against the other's rows.
-
-    Raises
-    ------
-    SpectraInputError
-        on any invalid row, a category-count mismatch, or row counts that do not broadcast.
-    """
-    pred, truth = check_pair(pred, truth, names=("pred", "truth"))
-    if pred.shape[0] != truth.shape[0]:
-        pred, truth = np.broadcast_arrays(pred, truth)
-    return pred, truth
-
-
-def check_k(k, n_categories: int) -> int:
-    """Return ``k`` as an int in [1, K]; a ``k`` above K is clipped to K (the whole ranking)."""
-    return min(check_positive_int(k, "k"), int(n_categories))
+from spectra_eval.validation import check_distributions, check_k, check_pred_truth
 
 
 def _top_k(pred: np.ndarray, k: int) -> np.ndarray:
@@ -78,19 +56,60 @@ def top_k_indices(pred, k: int) -> np.ndarray:
     return _top_k(pred, check_k(k, pred.shape[1]))
 
 
+class Rankings:
+    """Best-first orders and sorted top values of the arrays an evaluation ranks, each computed once.
+
+    The first request for an array computes its top ``max(k_max, k)`` columns; later requests at a smaller k
+    take a prefix (a prefix of the stable best-first order is the stable order of the top k, so the result is
+    identical to a fresh :func:`_top_k`). Entries are keyed by the array object, kept alive by the cache.
+    """
+
+    def __init__(self, k_max: int = 1):
+        self.k_max = int(k_max)
+        self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._values: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _width(self, probs: np.ndarray, k: int) -> int:
+        return min(max(self.k_max, k), probs.shape[1])
+
+    def top(self, probs: np.ndarray, k: int) -> np.ndarray:
+        """Column indices of each row's k largest entries, best first, ties in column order."""
+        entry = self._orders.get(id(probs))
+        if entry is None or entry[0] is not probs or entry[1].shape[1] < k:
+            entry = (probs, _top_k(probs, self._width(probs, k)))
+            self._orders[id(probs)] = entry
+        return entry[1][:, :k]
+
+    def best(self, probs: np.ndarray, k: int) -> np.ndarray:
+        """Each row's k largest values in decreasing order."""
+        entry = self._values.get(id(probs))
+        if entry is None or entry[0] is not probs or entry[1].shape[1] < k:
+            width, n_cat = self._width(probs, k), probs.shape[1]
+            top = np.partition(probs, n_cat - width, axis=1)[:, n_cat - width:] if width < n_cat else probs
+            entry = (probs, -np.sort(-top, axis=1))
+            self._values[id(probs)] = entry
+        return entry[1][:, :k]
+
+
 def _discounts(k: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, k + 2))
 
 
-def _dcg(pred: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
-    gains = np.take_along_axis(truth, _top_k(pred, k), axis=1)
+def _dcg(pred: np.ndarray, truth: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:
+    gains = np.take_along_axis(truth, (ranks or Rankings()).top(pred, k), axis=1)
     return gains @ _discounts(k)
 
 
-def _ideal_dcg(truth: np.ndarray, k: int) -> np.ndarray:
-    n_cat = truth.shape[1]
-    best = np.partition(truth, n_cat - k, axis=1)[:, n_cat - k:] if k < n_cat else truth
-    return -np.sort(-best, axis=1) @ _discounts(k)
+def _ideal_dcg(truth: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:
+    return (ranks or Rankings()).best(truth, k) @ _discounts(k)
+
+
+def _ndcg(pred: np.ndarray, truth: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:
+    return _dcg(pred, truth, k, ranks) / _ideal_dcg(truth, k, ranks)
+
+
+def _mass_at_k(pred: np.ndarray, truth: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:
+    return np.take_along_axis(truth, (ranks or Rankings()).top(pred, k), axis=1).sum(axis=1)
 
 
 def dcg_at_k(pred, truth, k: int) -> np.ndarray:
@@ -137,8 +156,7 @@ def ndcg_at_k(pred, truth, k: int) -> np.ndarray:
     ndarray, shape (n,)
     """
     pred, truth = check_pred_truth(pred, truth)
-    k = check_k(k, pred.shape[1])
-    return _dcg(pred, truth, k) / _ideal_dcg(truth, k)
+    return _ndcg(pred, truth, check_k(k, pred.shape[1]))
 
 
 def mass_captured_at_k(pred, truth, k: int) -> np.ndarray:
@@ -157,5 +175,4 @@ def mass_captured_at_k(pred, truth, k: int) -> np.ndarray:
     ndarray, shape (n,)
     """
     pred, truth = check_pred_truth(pred, truth)
-    cols = _top_k(pred, check_k(k, pred.shape[1]))
-    return np.take_along_axis(truth, cols, axis=1).sum(axis=1)
+    return _mass_at_k(pred, truth, check_k(k, pred.shape[1]))

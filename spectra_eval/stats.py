@@ -53,6 +53,45 @@ class PairedTest:
 
 
 @dataclass(frozen=True)
+class PairedEffect:
+    """A paired effect over a group of users: the mean of per-user differences ``d_u = a_u - b_u`` (method -
+    reference), its percentile bootstrap interval, and the Wilcoxon signed-rank test of the differences.
+
+    One type for every paired result (a comparison's metric difference, a quartile's or stratum's delta).
+    ``statistic`` and ``n`` are None when a partial document omits them. In JSON the estimate is written
+    under ``estimate_key`` (``"mean_diff"`` for comparisons, ``"delta"`` for groups) and the p-value as ``p``.
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    pvalue: float
+    statistic: float | None = None
+    n: int | None = None
+
+    def to_dict(self, estimate_key: str = "mean_diff") -> dict:
+        return {estimate_key: self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.pvalue,
+                "statistic": self.statistic, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, d, estimate_key: str = "mean_diff") -> "PairedEffect":
+        def num(x):
+            return float("nan") if x is None else float(x)
+
+        return cls(num(d[estimate_key]), num(d.get("ci_low")), num(d.get("ci_high")), num(d.get("p")),
+                   None if d.get("statistic") is None else float(d["statistic"]),
+                   None if d.get("n") is None else int(d["n"]))
+
+
+def paired_effect(diff, resampled_means, confidence: float = CONFIDENCE) -> PairedEffect:
+    """:class:`PairedEffect` of the per-user differences ``diff`` (n,), given their resampled means (B,)."""
+    d = np.asarray(diff, dtype=np.float64)
+    low, high = percentile_interval(resampled_means, confidence)
+    test = paired_wilcoxon(d)
+    return PairedEffect(float(d.mean()), float(low), float(high), test.pvalue, test.statistic, int(d.size))
+
+
+@dataclass(frozen=True)
 class BootstrapCI:
     """A point estimate with its percentile bootstrap interval."""
 

@@ -22,63 +22,15 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from spectra_eval.validation import SpectraInputError, check_positive_int, check_unit
+from spectra_eval.validation import (SpectraInputError, check_alpha, check_count, check_fraction, check_js,
+                                     check_unit)
 
 LN2 = math.log(2.0)
 _BISECTION_STEPS = 64  # halves [0, 1] to below double precision
 
 
-# ---------------------------------------------------------------- input checks
-
-
-def check_js(js, unit: str = "bits", *, name: str = "js") -> np.ndarray:
-    """Return ``js`` as a float array after checking it is a JS value: finite, in [0, 1] bits / [0, ln 2] nats."""
-    upper = 1.0 if check_unit(unit) != 1.0 else LN2
-    try:
-        arr = np.asarray(js, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpectraInputError(f"{name}: {js!r} is not a number") from None
-    bad = ~np.isfinite(arr) | (arr < 0) | (arr > upper * (1 + 1e-12))
-    if bad.any():
-        value = arr[bad].flat[0]
-        raise SpectraInputError(f"{name}: {value:g} is outside [0, {upper:g}] {unit} (JS range)")
-    return np.clip(arr, 0.0, upper)
-
-
 def _to_nats(js, unit: str) -> np.ndarray:
     return check_js(js, unit) * (LN2 if unit == "bits" else 1.0)
-
-
-def check_alpha(alpha: float, *, name: str = "alpha") -> float:
-    """Check a confidence level parameter lies strictly inside (0, 1)."""
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise SpectraInputError(f"{name}: {alpha!r} is not a number") from None
-    if not (0.0 < alpha < 1.0):
-        raise SpectraInputError(f"{name}: {alpha:g} is outside (0, 1)")
-    return alpha
-
-
-def check_count(value, *, name: str, minimum: int = 1) -> int:
-    """Check an integer count is at least ``minimum``."""
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise SpectraInputError(f"{name}: {value!r} is not an integer") from None
-    return check_positive_int(as_float, name, minimum=minimum, whole_numbers=True,
-                              message="{name}: {value:g} must be an integer >= {minimum}")
-
-
-def check_fraction(value, *, name: str) -> float:
-    """Check a fraction lies in [0, 1]."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise SpectraInputError(f"{name}: {value!r} is not a number") from None
-    if not (0.0 <= value <= 1.0):
-        raise SpectraInputError(f"{name}: {value:g} is outside [0, 1]")
-    return value
 
 
 # ---------------------------------------------------------------- the sharp chain

@@ -1,7 +1,10 @@
-"""The one validation path for probability vectors.
+"""Every input check of the library, in one module.
 
-Every public metric calls :func:`check_distributions`; the table reader calls it too, passing user ids,
-category labels and the file name, so an error always names the file, the user (row) and the column.
+Public functions check their inputs here, once, at the boundary, then call unchecked kernels; nothing
+inside the package re-checks arrays that a boundary already checked (an :class:`~spectra_eval.io.DistributionTable`
+is checked when it is built). :func:`check_distributions` is the one path for probability vectors; the
+table reader passes user ids, category labels and the file name, so an error names the file, the user
+(row) and the column. Every check raises :class:`SpectraInputError` with a one-line message.
 """
 from __future__ import annotations
 
@@ -125,3 +128,96 @@ def check_positive_int(
     if not ok:
         raise SpectraInputError(message.format(name=name, value=value, minimum=minimum))
     return int(value)
+
+
+def check_pred_truth(pred, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Validate predicted and true distribution stacks and broadcast them to one shape (n, K).
+
+    Both go through :func:`check_distributions` (named ``pred`` and ``truth`` in error messages). A single
+    row on either side broadcasts against the other's rows.
+
+    Raises
+    ------
+    SpectraInputError
+        on any invalid row, a category-count mismatch, or row counts that do not broadcast.
+    """
+    pred, truth = check_pair(pred, truth, names=("pred", "truth"))
+    if pred.shape[0] != truth.shape[0]:
+        pred, truth = np.broadcast_arrays(pred, truth)
+    return pred, truth
+
+
+def check_three(truth, probe, dg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate truth, probe and DG stacks of one shape (errors name the offending argument)."""
+    truth, probe = check_pair(truth, probe, names=("truth", "probe"))
+    truth, dg = check_pair(truth, dg, names=("truth", "dg"))
+    if not (truth.shape == probe.shape == dg.shape):
+        raise SpectraInputError(f"truth, probe and dg shapes differ: {truth.shape}, {probe.shape}, {dg.shape}")
+    return truth, probe, dg
+
+
+def check_k(k, n_categories: int) -> int:
+    """Return ``k`` as an int in [1, K]; a ``k`` above K is clipped to K (the whole ranking)."""
+    return min(check_positive_int(k, "k"), int(n_categories))
+
+
+def check_columns(columns, n_categories: int) -> np.ndarray:
+    """Column indices in range for ``n_categories`` (all columns when ``columns`` is None)."""
+    cols = np.arange(n_categories) if columns is None else np.asarray(columns, dtype=np.int64).reshape(-1)
+    bad = (cols < 0) | (cols >= n_categories)
+    if bad.any():
+        raise SpectraInputError(f"column index {int(cols[bad][0])} is out of range for {n_categories} categories")
+    return cols
+
+
+def check_alpha(alpha, *, name: str = "alpha", upper_closed: bool = False) -> float:
+    """Check a level lies strictly inside (0, 1) (or in (0, 1] with ``upper_closed``)."""
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise SpectraInputError(f"{name}: {alpha!r} is not a number") from None
+    if not (0.0 < alpha < 1.0 or (upper_closed and alpha == 1.0)):
+        raise SpectraInputError(f"{name}: {alpha:g} is outside (0, 1{']' if upper_closed else ')'}")
+    return alpha
+
+
+def check_count(value, *, name: str, minimum: int = 1) -> int:
+    """Check an integer count (``3`` or ``3.0``) is at least ``minimum``."""
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise SpectraInputError(f"{name}: {value!r} is not an integer") from None
+    return check_positive_int(as_float, name, minimum=minimum, whole_numbers=True,
+                              message="{name}: {value:g} must be an integer >= {minimum}")
+
+
+def check_fraction(value, *, name: str) -> float:
+    """Check a fraction lies in [0, 1]."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise SpectraInputError(f"{name}: {value!r} is not a number") from None
+    if not (0.0 <= value <= 1.0):
+        raise SpectraInputError(f"{name}: {value:g} is outside [0, 1]")
+    return value
+
+
+def check_js(js, unit: str = "bits", *, name: str = "js") -> np.ndarray:
+    """Return ``js`` as a float array after checking it is a JS value: finite, in [0, 1] bits / [0, ln 2] nats."""
+    upper = 1.0 if check_unit(unit) != 1.0 else float(np.log(2.0))
+    try:
+        arr = np.asarray(js, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpectraInputError(f"{name}: {js!r} is not a number") from None
+    bad = ~np.isfinite(arr) | (arr < 0) | (arr > upper * (1 + 1e-12))
+    if bad.any():
+        value = arr[bad].flat[0]
+        raise SpectraInputError(f"{name}: {value:g} is outside [0, {upper:g}] {unit} (JS range)")
+    return np.clip(arr, 0.0, upper)
+
+
+def check_choice(value, choices, *, name: str) -> str:
+    """Check ``value`` is one of ``choices`` (error lists them)."""
+    if value not in choices:
+        raise SpectraInputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

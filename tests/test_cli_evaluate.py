@@ -96,6 +96,8 @@ BAD_FILES = {
                    ["dg.csv", "'stranger'", "not in"]),
     "missing category": ("probe", lambda f: f.drop(columns="Drama").assign(Action=lambda g: g["Action"] + f["Drama"]),
                          ["probe.csv", "'Drama'", "missing"]),
+    "missing category, rows no longer sum to 1": ("probe", lambda f: f.drop(columns="Drama"),
+                                                  ["probe.csv", "'Drama'", "missing"]),
     "extra category": ("dg", lambda f: f.assign(Cartoons=0.0), ["dg.csv", "'Cartoons'", "not a category"]),
     "duplicate user": ("probe", lambda f: pd.concat([f, f.iloc[[9]]]), ["probe.csv", "'u00009'", "more than once"]),
     "bad truth": ("truth", _set(0, "Drama", 2.0), ["truth.csv", "'u00000'"]),

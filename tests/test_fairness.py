@@ -47,12 +47,12 @@ def test_quartile_deltas_against_direct_computation():
         d = diff[labels == q]
         g = res.quartiles[q]
         assert g.n == d.size
-        assert g.delta == pytest.approx(d.mean())
+        assert g.estimate == pytest.approx(d.mean())
         assert g.pvalue == pytest.approx(sps.wilcoxon(d, zero_method="wilcox").pvalue)
         idx = np.random.default_rng(np.random.SeedSequence(7, spawn_key=(1, qi))).integers(0, d.size, (300, d.size))
         lo, hi = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
         assert (g.ci_low, g.ci_high) == pytest.approx((lo, hi))
-    assert res.ratio_q4_q1 == pytest.approx(res.quartiles["Q4"].delta / res.quartiles["Q1"].delta)
+    assert res.ratio_q4_q1 == pytest.approx(res.quartiles["Q4"].estimate / res.quartiles["Q1"].estimate)
 
 
 def test_quartile_deltas_several_methods_share_draws():
@@ -83,7 +83,7 @@ def test_quartile_within_bootstrap_matches_scipy():
 def test_empty_quartile_gives_nan():
     labels = fairness.tail_quartiles(_truth_with_tail([0.1, 0.2, 0.3]), BUCKETS)
     res = fairness.quartile_deltas(np.array([0.1, 0.2, 0.3]), np.zeros(3), labels, n_resamples=10)
-    assert res.quartiles["Q4"].n == 0 and np.isnan(res.quartiles["Q4"].delta) and np.isnan(res.ratio_q4_q1)
+    assert res.quartiles["Q4"].n == 0 and np.isnan(res.quartiles["Q4"].estimate) and np.isnan(res.ratio_q4_q1)
 
 
 # ------------------------------------------------------------------ strata
@@ -101,9 +101,10 @@ def test_stratum_deltas_range_wins_and_numeric_order():
     res = fairness.stratum_deltas(diff, meta, n_resamples=50, seed=0)[0]["context_window"]
     assert list(res.levels) == ["1", "3", "10"]  # numeric, not lexical, order
     expect = {lvl: diff[np.array(cw) == int(lvl)].mean() for lvl in res.levels}
-    assert {k: g.delta for k, g in res.levels.items()} == pytest.approx(expect)
+    assert {k: g.estimate for k, g in res.levels.items()} == pytest.approx(expect)
     assert res.range == pytest.approx((min(expect.values()), max(expect.values())))
-    assert (res.wins, res.n_levels) == (2, 3)
+    assert res.n_levels == 3 and res.grouping == "levels"
+    assert res.wins == 0  # two levels have delta < 0, but 4 users cannot reach p < 0.05 (exact p >= 0.125)
     assert all(g.n == 4 for g in res.levels.values())
 
 
@@ -127,3 +128,72 @@ def test_align_meta_errors_name_file_row_column(frame, fragment):
     with pytest.raises(SpectraInputError) as err:
         fairness.align_meta(frame, ["a", "b"], source="meta.csv")
     assert str(err.value).startswith("meta.csv: ") and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("q1, q4, ratio, reason", [
+    (-0.1, -0.3, 3.0, None),
+    (0.2, 0.1, 0.5, None),
+    (-0.1, 0.05, None, "opposite signs"),
+    (0.1, -0.38, None, "opposite signs"),
+    (-1e-5, -0.2, None, "Q1 negligible"),  # |ratio| would be 20,000
+    (0.0, -0.2, None, "zero delta"),
+])
+def test_quartile_ratio_is_null_where_it_means_nothing(q1, q4, ratio, reason):
+    value, why = fairness.quartile_ratio(q4, q1)
+    assert why == reason
+    if ratio is None:
+        assert np.isnan(value)
+    else:
+        assert value == pytest.approx(ratio)
+
+
+def test_opposite_sign_quartiles_write_null_ratio_with_reason():
+    n = 40
+    labels = np.repeat(fairness.QUARTILES, n // 4)
+    diff = np.where(labels == "Q1", 0.1, -0.2) + np.random.default_rng(0).normal(0, 0.01, n)
+    res = fairness.quartile_deltas(diff, np.zeros(n), labels, n_resamples=20)
+    d = res.to_dict()
+    assert d["ratio_q4_q1"] != d["ratio_q4_q1"] and d["ratio_q4_q1_reason"] == "opposite signs"
+    back = fairness.QuartileResult.from_dict(d)
+    assert back.ratio_reason == "opposite signs" and np.isnan(back.ratio_q4_q1)
+
+
+def test_numeric_stratum_with_many_values_becomes_quantile_strata():
+    rng = np.random.default_rng(4)
+    n = 300
+    users = [f"u{i}" for i in range(n)]
+    n_history = rng.integers(5, 400, n)  # ~250 distinct values
+    meta = fairness.align_meta(_meta(users, n_history=n_history, activity=rng.choice(["A1", "A2"], n)), users)
+    diff = -0.002 * np.log(n_history) + rng.normal(0, 0.01, n)
+    res = fairness.stratum_deltas(diff, meta, n_resamples=50, seed=0, quantiles=5)[0]
+    hist = res["n_history"]
+    assert hist.grouping == "quantiles" and hist.n_levels == 5
+    codes = pd.qcut(n_history, 5, labels=False)
+    for code, (label, g) in enumerate(hist.levels.items()):
+        members = n_history[codes == code]
+        assert label == f"{members.min():g}–{members.max():g}"
+        assert g.n == members.size and g.estimate == pytest.approx(diff[codes == code].mean())
+        assert g.pvalue == pytest.approx(sps.wilcoxon(diff[codes == code], zero_method="wilcox").pvalue)
+    assert res["activity"].grouping == "levels" and list(res["activity"].levels) == ["A1", "A2"]
+    assert hist.wins == sum(g.estimate < 0 and g.pvalue < 0.05 for g in hist.levels.values())
+    assert hist.to_dict()["win_rule"] == "delta < 0 and p < 0.05"
+    three = fairness.stratum_deltas(diff, meta, n_resamples=50, seed=0, quantiles=3)[0]["n_history"]
+    assert three.n_levels == 3
+
+
+def test_tied_numeric_values_stay_in_one_quantile_stratum():
+    values = pd.Series([1] * 50 + [2] * 3 + list(range(3, 20)))
+    groups, levels, grouping = fairness.stratum_groups(values, 5)
+    assert grouping == "quantiles"
+    assert len(set(groups[:50])) == 1  # the 50 users with value 1 are never split
+    assert len(levels) < 5  # duplicate quantile edges merged
+
+
+def test_stratum_win_needs_significance():
+    n = 60
+    meta = pd.DataFrame({"s": ["a"] * 30 + ["b"] * 30})
+    rng = np.random.default_rng(1)
+    diff = np.concatenate([rng.normal(-0.5, 0.1, 30), rng.normal(-0.001, 0.3, 30)])  # both negative on average
+    res = fairness.stratum_deltas(diff, meta, n_resamples=20, alpha=0.05)[0]["s"]
+    assert res.levels["a"].pvalue < 0.05 and res.levels["b"].pvalue > 0.05
+    assert res.wins == 1

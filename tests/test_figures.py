@@ -1,4 +1,4 @@
-"""Tests for spectra_eval.figures: files, PNG validity and size, drawn data equal to the JSON."""
+"""Tests for spectra_eval.report.figures: files, PNG validity and size, drawn data equal to the JSON."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from spectra_eval import figures as fg
+from spectra_eval.evaluation import Evaluation
+from spectra_eval.report import figures as fg
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 NAMES = ("reliability", "category_bias", "quartile_delta", "js_ndcg")
@@ -23,7 +24,7 @@ def metrics():
 @pytest.fixture(scope="module")
 def rendered(metrics, tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    return out, fg.render_figures(metrics, out)
+    return out, fg.render_figures(Evaluation.from_dict(metrics), out)
 
 
 def test_every_figure_written_as_png_and_pdf(rendered):
@@ -50,14 +51,14 @@ def test_png_is_column_width_and_has_ink(rendered, name):
 
 
 def test_colours_are_okabe_ito_with_grey_reference(metrics):
-    colours = fg.method_colours(metrics)
+    colours = fg.method_colours(Evaluation.from_dict(metrics))
     assert colours["dg"] == fg.REFERENCE_COLOUR
     others = [c for m, c in colours.items() if m != "dg"]
     assert len(set(others)) == len(others) and set(others) <= set(fg.OKABE_ITO)
 
 
 def test_category_bias_bars_are_the_json_sorted_by_truth(metrics):
-    fig = fg.category_bias_figure(metrics)
+    fig = fg.category_bias_figure(Evaluation.from_dict(metrics))
     ax = fig.axes[0]
     truth = metrics["truth"]["category_mass"]
     order = sorted(metrics["categories"], key=lambda c: (-truth[c], metrics["categories"].index(c)))
@@ -70,19 +71,19 @@ def test_category_bias_bars_are_the_json_sorted_by_truth(metrics):
 
 
 def test_js_ndcg_and_quartile_bars_are_the_json(metrics):
-    ax_js, ax_nd = fg.js_ndcg_figure(metrics).axes[:2]
+    ax_js, ax_nd = fg.js_ndcg_figure(Evaluation.from_dict(metrics)).axes[:2]
     bars = [c for c in ax_js.containers if hasattr(c, "datavalues")]
     np.testing.assert_allclose(bars[0].datavalues, [v["js"]["mean"] for v in metrics["methods"].values()])
     nd = [c for c in ax_nd.containers if hasattr(c, "datavalues")]
     np.testing.assert_allclose(nd[1].datavalues, [v["ndcg@10"]["mean"] for v in metrics["methods"].values()])
-    ax = fg.quartile_delta_figure(metrics).axes[0]
+    ax = fg.quartile_delta_figure(Evaluation.from_dict(metrics)).axes[0]
     q = [c for c in ax.containers if hasattr(c, "datavalues")]
     for container, comp in zip(q, metrics["comparisons"].values()):
         np.testing.assert_allclose(container.datavalues, [comp["quartiles"][k]["delta"] for k in ("Q1", "Q2", "Q3", "Q4")])
 
 
 def test_reliability_points_and_identity(metrics):
-    ax = fg.reliability_figure(metrics).axes[0]
+    ax = fg.reliability_figure(Evaluation.from_dict(metrics)).axes[0]
     offsets = [c.get_offsets() for c in ax.collections]
     for pts, name in zip(offsets, metrics["methods"]):
         bins = metrics["methods"][name]["reliability"]
@@ -93,10 +94,10 @@ def test_reliability_points_and_identity(metrics):
 
 def test_odd_labels_and_missing_comparisons(metrics, tmp_path):
     m = json.loads(json.dumps(metrics).replace("spectra_probe", "probe $x$_{1} 50%"))
-    fg.render_figures(m, tmp_path / "odd", formats=("png",), dpi=60)  # mathtext must not choke on '$'
+    fg.render_figures(Evaluation.from_dict(m), tmp_path / "odd", formats=("png",), dpi=60)  # mathtext must not choke on '$'
     assert (tmp_path / "odd" / "js_ndcg.png").exists()
     no_comp = copy.deepcopy(metrics)
     no_comp["comparisons"] = {}
-    assert fg.quartile_delta_figure(no_comp) is None
-    written = fg.render_figures(no_comp, tmp_path / "nocomp", formats=("png",), dpi=60)
+    assert fg.quartile_delta_figure(Evaluation.from_dict(no_comp)) is None
+    written = fg.render_figures(Evaluation.from_dict(no_comp), tmp_path / "nocomp", formats=("png",), dpi=60)
     assert "quartile_delta" not in written

@@ -143,3 +143,15 @@ def test_unusable_output_directory_is_one_clear_error(tmp_path):
             with atomic_outputs(out):
                 pass
     assert blocker.read_text() == "x"
+
+
+def test_missing_or_extra_category_column_is_named_before_any_row_check(tmp_path):
+    # the method table lacks 'Sci-Fi', so every row sums to less than 1; the column, not a row sum, is reported
+    truth = read_distribution_table(_write(tmp_path, "truth.csv", [["a", 0.5, 0.3, 0.2], ["b", 0.1, 0.1, 0.8]]))
+    short = _write(tmp_path, "short.csv", [["a", 0.5, 0.3], ["b", 0.1, 0.1]], ("user_id", "Drama", "Comedy"))
+    with pytest.raises(SpectraInputError, match=r"short.csv: column 'Sci-Fi' \(a category of .*truth.csv\) is missing"):
+        read_distribution_table(short, like=truth)
+    extra = _write(tmp_path, "extra.csv", [["a", 0.5, 0.3, 0.1, 0.1], ["b", 0.1, 0.1, 0.4, 0.4]],
+                   ("user_id", "Drama", "Comedy", "Sci-Fi", "War"))
+    with pytest.raises(SpectraInputError, match=r"extra.csv: column 'War' is not a category of .*truth.csv"):
+        read_distribution_table(extra, like=truth)

@@ -18,6 +18,7 @@ from statsmodels.stats.multitest import multipletests
 
 from spectra_eval import report as rp
 from spectra_eval.cli import main
+from spectra_eval.evaluation import Evaluation
 from spectra_eval.report import Cell, Report, embolden, latex_escape, md_escape
 from spectra_eval.validation import SpectraInputError
 
@@ -117,7 +118,7 @@ def test_ndcg_table_bold_is_highest_and_marks_follow_p(report, metrics):
     # a p-value above alpha loses its mark
     changed = copy.deepcopy(metrics)
     changed["comparisons"]["spectra_probe vs dg"]["ndcg@5"]["p"] = 0.2
-    assert cells(rp.ndcg_table(changed), "ndcg_at_5")["spectra_probe"].mark == ""
+    assert cells(rp.metric_tables.ndcg_table(Evaluation.from_dict(changed)), "ndcg_at_5")["spectra_probe"].mark == ""
 
 
 def test_tail_mass_table(report, metrics):

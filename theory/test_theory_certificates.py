@@ -171,6 +171,6 @@ def test_mean_js_reading_with_concave_valid_chain_bounds_cohort_mean_tv(cohort):
     truth, probe, dg = (np.array(a) for a in zip(*cohort))
     r = regime(truth, probe, dg)
     reading = aggregate_readings(truth, probe, r)["mean_js"]
-    if reading["chains"]["sharp"]["holds"]:
+    if reading.chains["sharp"].holds:
         assert r.tv_probe.mean() < r.tv_dg.mean()
     assert r.tv_probe.mean() <= phi_sharp(min(1.0, r.js.mean() + 1e-12)) + 1e-9

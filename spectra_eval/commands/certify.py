@@ -29,8 +29,8 @@ def run(args) -> int:
     from spectra_eval.io import atomic_outputs, read_distribution_table, write_frame, write_json
 
     truth = read_distribution_table(args.truth)
-    probe = read_distribution_table(args.probe)
-    dg = read_distribution_table(args.dg)
+    probe = read_distribution_table(args.probe, like=truth)
+    dg = read_distribution_table(args.dg, like=truth)
     cert = certify(truth, probe, dg, alpha=args.alpha, k=args.k, routes=args.routes, tau=args.tau,
                    certificate=args.certificate)
     result = cert.to_dict()

@@ -63,7 +63,7 @@ def run(args) -> int:
         raise SpectraInputError(f"--out {out}: exists and is not a directory")
 
     truth = read_distribution_table(args.truth)
-    tables = {name: read_distribution_table(path) for name, path in preds.items()}
+    tables = {name: read_distribution_table(path, like=truth) for name, path in preds.items()}
     meta = read_frame(args.meta) if args.meta else None
     result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
                       meta=meta, meta_source=args.meta)

@@ -34,7 +34,7 @@ def run(args) -> int:
     with atomic_outputs(out) as stage:
         figures = []
         if report.metrics is not None:
-            from spectra_eval.figures import FIGURES, render_figures
+            from spectra_eval.report.figures import FIGURES, render_figures
 
             written = render_figures(report.metrics, stage / "figures")
             figures = [(f"figures/{name}.pdf", FIGURES[name][1]) for name in written]

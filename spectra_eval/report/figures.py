@@ -1,4 +1,4 @@
-"""Paper figures from ``metrics.json`` (matplotlib, Agg, no pyplot global state).
+"""Paper figures from an :class:`~spectra_eval.evaluation.Evaluation` (matplotlib, Agg, no pyplot global state).
 
 Every figure is sized for one column (3.3 in wide), uses the Okabe-Ito colour-blind-safe palette with one
 fixed colour per method across figures (the reference in grey), and is saved as PNG (200 dpi) and PDF.
@@ -15,13 +15,14 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from spectra_eval.report import METRICS_FILE, _comparisons, _method_names, _settings, _source, need
+from spectra_eval.evaluation import Evaluation
+from spectra_eval.fairness import QUARTILES
 
 log = logging.getLogger(__name__)
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph at INFO
@@ -41,10 +42,10 @@ def _label(s: str) -> str:
     return str(s).replace("$", r"\$")
 
 
-def method_colours(metrics: Mapping) -> dict[str, str]:
+def method_colours(ev: Evaluation) -> dict[str, str]:
     """One colour per method, stable across figures; the reference is grey."""
-    ref = _settings(metrics).get("reference")
-    others = [m for m in _method_names(metrics) if m != ref]
+    ref = ev.settings.reference
+    others = [m for m in ev.methods if m != ref]
     colours = {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(others)}
     if ref is not None:
         colours[ref] = REFERENCE_COLOUR
@@ -75,22 +76,21 @@ def _style(ax) -> None:
 
 
 @_with_rc
-def reliability_figure(metrics: Mapping) -> Figure:
-    src = _source(metrics, METRICS_FILE)
-    colours = method_colours(metrics)
+def reliability_figure(ev: Evaluation) -> Figure:
+    colours = method_colours(ev)
     fig, ax = _new_figure(3.0)
     top = 0.0
-    all_n = [b["n"] for m in _method_names(metrics) for b in need(metrics, src, "methods", m, "reliability")]
+    all_n = [b["n"] for m in ev.methods.values() for b in m["reliability"]]
     n_max = max(all_n) if all_n else 1
-    for name in _method_names(metrics):
-        bins = [b for b in need(metrics, src, "methods", name, "reliability") if b.get("n")]
+    for name, m in ev.methods.items():
+        bins = [b for b in m["reliability"] if b.get("n")]
         if not bins:
             continue
         x = np.array([b["mean_pred"] for b in bins], dtype=float)
         y = np.array([b["mean_true"] for b in bins], dtype=float)
         n = np.array([b["n"] for b in bins], dtype=float)
-        ece = (metrics["methods"][name].get("ece") or {}).get("overall")
-        label = _label(name) + ("" if ece is None else f" (ECE {ece:.4f})")
+        ece = (m.get("ece") or {}).get("overall")
+        label = _label(name) + ("" if ece is None or ece != ece else f" (ECE {ece:.4f})")
         ax.plot(x, y, color=colours[name], lw=0.8, alpha=0.8, zorder=2)
         ax.scatter(x, y, s=4 + 60 * np.sqrt(n / n_max), color=colours[name], edgecolor="white", linewidth=0.4,
                    label=label, zorder=3)
@@ -110,16 +110,15 @@ def reliability_figure(metrics: Mapping) -> Figure:
 
 
 @_with_rc
-def category_bias_figure(metrics: Mapping) -> Figure:
-    src = _source(metrics, METRICS_FILE)
-    colours = method_colours(metrics)
-    truth = need(metrics, src, "truth", "category_mass")
-    cats = list(need(metrics, src, "categories"))
+def category_bias_figure(ev: Evaluation) -> Figure:
+    colours = method_colours(ev)
+    truth = ev.truth_category_mass
+    cats = list(ev.categories)
     order = sorted(cats, key=lambda c: (-float(truth[c]), cats.index(c)))  # most frequent on top
-    names = _method_names(metrics)
+    names = list(ev.methods)
     k, m = len(order), len(names)
     fig, ax = _new_figure(1.0 + 0.19 * k * max(1.0, m / 3))
-    buckets = need(metrics, src, "buckets")
+    buckets = ev.buckets
     y = np.arange(k)
     for bucket in ("head", "mid", "tail"):
         idx = [i for i, c in enumerate(order) if c in set(buckets.get(bucket, ()))]
@@ -129,7 +128,7 @@ def category_bias_figure(metrics: Mapping) -> Figure:
                     ha="left", va="center", fontsize=6, color="0.3")
     height = 0.8 / m
     for j, name in enumerate(names):
-        bias = need(metrics, src, "methods", name, "category_bias")
+        bias = ev.methods[name]["category_bias"]
         vals = np.array([100 * float(bias.get(c, np.nan)) for c in order])
         ax.barh(y - 0.4 + height * (j + 0.5), vals, height=height, color=colours[name], label=_label(name), zorder=2)
     ax.axvline(0, color="black", lw=0.6, zorder=3)
@@ -144,28 +143,25 @@ def category_bias_figure(metrics: Mapping) -> Figure:
 
 
 @_with_rc
-def quartile_delta_figure(metrics: Mapping) -> Figure | None:
-    src = _source(metrics, METRICS_FILE)
-    comps = _comparisons(metrics)
+def quartile_delta_figure(ev: Evaluation) -> Figure | None:
+    comps = ev.comparisons
     if not comps:
         return None
-    colours = method_colours(metrics)
+    colours = method_colours(ev)
     fig, ax = _new_figure(2.3)
-    quarts = ("Q1", "Q2", "Q3", "Q4")
     width = 0.8 / len(comps)
     for j, (key, comp) in enumerate(comps.items()):
-        qs = need(comp, src, "quartiles")
-        d = np.array([float(need(qs, src, q, "delta")) for q in quarts])
-        lo = np.array([float(qs[q].get("ci_low", np.nan)) for q in quarts])
-        hi = np.array([float(qs[q].get("ci_high", np.nan)) for q in quarts])
+        groups = [comp.quartiles.quartiles[q] for q in QUARTILES]
+        d = np.array([g.estimate for g in groups])
+        lo = np.array([g.ci_low for g in groups])
+        hi = np.array([g.ci_high for g in groups])
         x = np.arange(4) - 0.4 + width * (j + 0.5)
-        ax.bar(x, d, width=width * 0.9, color=colours.get(comp.get("method"), OKABE_ITO[j]), label=_label(key), zorder=2)
+        ax.bar(x, d, width=width * 0.9, color=colours.get(comp.method, OKABE_ITO[j]), label=_label(key), zorder=2)
         ax.errorbar(x, d, yerr=np.vstack([d - lo, hi - d]), fmt="none", ecolor="black", elinewidth=0.7, capsize=1.5,
                     zorder=3)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(np.arange(4), ["Q1\nhead-leaning", "Q2", "Q3", "Q4\ntail-leaning"])
-    unit = metrics.get("unit", "bits")
-    ax.set_ylabel(f"Δ JS, method − reference ({unit})")
+    ax.set_ylabel(f"Δ JS, method − reference ({ev.unit})")
     fig.legend(loc="outside upper center", ncol=1 if max(map(len, comps)) > 22 else 2, frameon=False,
                handlelength=1.0)
     ax.grid(axis="y", color="0.85", lw=0.4, zorder=1)
@@ -175,18 +171,17 @@ def quartile_delta_figure(metrics: Mapping) -> Figure | None:
 
 
 @_with_rc
-def js_ndcg_figure(metrics: Mapping) -> Figure:
-    src = _source(metrics, METRICS_FILE)
-    colours = method_colours(metrics)
-    names = _method_names(metrics)
+def js_ndcg_figure(ev: Evaluation) -> Figure:
+    colours = method_colours(ev)
+    names = list(ev.methods)
     fig, (ax_js, ax_nd) = _new_figure(0.9 + 0.32 * len(names) * 2, ncols=2, sharey=True)
     y = np.arange(len(names))
 
     def bars(ax, key, offset, height, hatch=None, label=None):
-        block = [need(metrics, src, "methods", n, key) for n in names]
-        mean = np.array([float(b["mean"]) for b in block])
-        lo = np.array([float(b.get("ci_low", np.nan)) for b in block])
-        hi = np.array([float(b.get("ci_high", np.nan)) for b in block])
+        block = [ev.methods[n][key] for n in names]
+        mean = np.array([b.mean for b in block])
+        lo = np.array([b.ci_low for b in block])
+        hi = np.array([b.ci_high for b in block])
         ax.barh(y + offset, mean, height=height, color=[colours[n] for n in names], hatch=hatch, edgecolor="white",
                 linewidth=0.3, label=label, zorder=2)
         ax.errorbar(mean, y + offset, xerr=np.vstack([mean - lo, hi - mean]), fmt="none", ecolor="black",
@@ -195,7 +190,7 @@ def js_ndcg_figure(metrics: Mapping) -> Figure:
             ax.text(right, yy, f" {value:.3f}", va="center", ha="left", fontsize=5.5)
 
     bars(ax_js, "js", 0.0, 0.6)
-    ax_js.set_title(f"JS ({metrics.get('unit', 'bits')}) ↓")
+    ax_js.set_title(f"JS ({ev.unit}) ↓")
     bars(ax_nd, "ndcg@5", -0.2, 0.38, hatch="//////")
     bars(ax_nd, "ndcg@10", 0.2, 0.38)
     ax_nd.set_title("NDCG ↑")
@@ -212,7 +207,7 @@ def js_ndcg_figure(metrics: Mapping) -> Figure:
     return fig
 
 
-FIGURES: dict[str, tuple[Callable[[Mapping], Figure | None], str]] = {
+FIGURES: dict[str, tuple[Callable[[Evaluation], Figure | None], str]] = {
     "reliability": (reliability_figure, "Reliability diagram of the soft-label ECE bins: mean predicted vs mean "
                                         "true probability per bin (marker area by pair count); dashed: identity."),
     "category_bias": (category_bias_figure, "Per-category bias (mean predicted − mean true), categories sorted by "
@@ -224,8 +219,8 @@ FIGURES: dict[str, tuple[Callable[[Mapping], Figure | None], str]] = {
 }
 
 
-def render_figures(metrics: Mapping, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
-    """Draw every applicable figure into ``out_dir`` as ``NAME.png`` / ``NAME.pdf``; returns the paths."""
+def render_figures(ev: Evaluation, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``ev`` into ``out_dir`` as ``NAME.png`` / ``NAME.pdf``; returns the paths."""
     import matplotlib
 
     out = Path(out_dir)
@@ -233,7 +228,7 @@ def render_figures(metrics: Mapping, out_dir, formats=("png", "pdf"), dpi: int =
     written: dict[str, list[Path]] = {}
     with matplotlib.rc_context(RC):
         for name, (draw, _caption) in FIGURES.items():
-            fig = draw(metrics)
+            fig = draw(ev)
             if fig is None:
                 log.info("figure %s skipped (no data)", name)
                 continue

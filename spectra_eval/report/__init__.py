@@ -1,0 +1,216 @@
+"""Paper-ready tables and figures from the JSON that ``spectra evaluate``, ``certify`` (and later commands) write.
+
+Computation and rendering are separate (as in ranx's ``Report``):
+
+* :data:`DOCUMENTS`: the JSON outputs a report reads, each with the typed result it is rebuilt into
+  (``metrics.json`` -> :class:`~spectra_eval.evaluation.Evaluation`, ``certificate.json`` ->
+  :class:`~spectra_eval.certify.Certificate`);
+* :data:`TABLES`: one :class:`TableSpec` per table: the document it needs, the function that computes a
+  :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies. Table functions live
+  in :mod:`.metric_tables` and :mod:`.certificate_tables`; figures in :mod:`.figures`;
+* :mod:`.render`: the only two formatters (Markdown, LaTeX); :mod:`.markup`: escaping and number formats;
+* :class:`Report`: the documents plus caption/label options; exports Markdown, LaTeX, a standalone LaTeX
+  document and pandas DataFrames, and round-trips through :meth:`Report.to_dict` / :meth:`Report.from_dict`.
+
+A new table is one function plus one line in :data:`TABLES`; a new kind of output one line in
+:data:`DOCUMENTS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from spectra_eval.certify import SCHEMA as CERTIFICATE_SCHEMA
+from spectra_eval.certify import Certificate
+from spectra_eval.evaluation import SCHEMA as METRICS_SCHEMA
+from spectra_eval.evaluation import Evaluation
+from spectra_eval.io import check_schema, json_safe, read_json
+from spectra_eval.report import certificate_tables as ct
+from spectra_eval.report.certificate_tables import READING_NAMES
+from spectra_eval.report import metric_tables as mt
+from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit, markup_to_latex, markup_to_plain,
+                                        md_escape)
+from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, embolden
+from spectra_eval.report.render import LATEX_PACKAGES, latex_document, render_latex, render_markdown
+from spectra_eval.validation import SpectraInputError
+
+__all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "embolden", "bold_columns",
+           "render_markdown", "render_latex", "latex_escape", "md_escape", "lit", "markup_to_latex",
+           "markup_to_plain", "DAGGER", "DDAGGER", "DASH"]
+
+REPORT_SCHEMA = "spectra.report/1"
+METRICS_FILE = "metrics.json"
+CERTIFICATE_FILE = "certificate.json"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A JSON output a report reads: its file name and the typed result ``load(dict, source)`` rebuilds."""
+
+    key: str
+    file: str
+    schema: str
+    load: Callable[[Mapping, str], Any]
+
+
+DOCUMENTS: dict[str, Document] = {d.key: d for d in (
+    Document("metrics", METRICS_FILE, METRICS_SCHEMA, Evaluation.from_dict),
+    Document("certificate", CERTIFICATE_FILE, CERTIFICATE_SCHEMA, Certificate.from_dict),
+)}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table: the document it is computed from, the function, and when it applies (``why_not`` otherwise)."""
+
+    key: str
+    document: str
+    build: Callable[[Any], Table]
+    applies: Callable[[Any], bool] = lambda doc: True
+    why_not: str = "does not apply"
+
+
+def _has_comparisons(ev: Evaluation) -> bool:
+    return bool(ev.comparisons)
+
+
+TABLES: dict[str, TableSpec] = {t.key: t for t in (
+    TableSpec("tail_mass", "metrics", mt.tail_mass_table),
+    TableSpec("js", "metrics", mt.js_table),
+    TableSpec("ndcg", "metrics", mt.ndcg_table),
+    TableSpec("quartiles", "metrics", mt.quartile_table, _has_comparisons, "has no comparisons"),
+    TableSpec("strata", "metrics", mt.strata_table, mt.has_strata, "has no strata (run evaluate with --meta)"),
+    TableSpec("ece", "metrics", mt.ece_table),
+    TableSpec("top1_ece", "metrics", mt.top1_ece_table),
+    TableSpec("category_wins", "metrics", mt.category_wins_table, _has_comparisons, "has no comparisons"),
+    TableSpec("certificate", "certificate", ct.certificate_table),
+    TableSpec("certificate_aggregate", "certificate", ct.certificate_aggregate_table),
+    TableSpec("dkw", "certificate", ct.dkw_table, lambda c: c.dkw is not None, "has no dkw block"),
+)}
+
+
+def load_document(key: str, doc, source: str | None = None):
+    """The typed result of document ``key`` from a parsed JSON dict (or a typed result, returned as is)."""
+    spec = DOCUMENTS[key]
+    if isinstance(doc, Mapping):
+        return spec.load(doc, source or spec.file)
+    return doc
+
+
+class Report:
+    """Tables and figures from typed results (or their JSON dicts).
+
+    Parameters
+    ----------
+    metrics, certificate, **documents
+        one typed result or parsed JSON dict per :data:`DOCUMENTS` key (at least one).
+    caption_prefix : str
+        prepended to every generated caption title (e.g. ``"MovieLens-100k."``).
+    label_prefix : str
+        prepended to every table label (``"tab:"`` gives ``\\label{tab:js}``).
+    captions, labels : dict
+        per-table overrides by :data:`TABLES` key.
+    """
+
+    def __init__(self, metrics=None, certificate=None, *, caption_prefix: str = "", label_prefix: str = "tab:",
+                 captions: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+                 source: str = "<memory>", **documents):
+        unknown = set(documents) - set(DOCUMENTS)
+        if unknown:
+            raise TypeError(f"unknown document(s) {sorted(unknown)} (known: {', '.join(DOCUMENTS)})")
+        given = {"metrics": metrics, "certificate": certificate, **documents}
+        self.documents = {k: load_document(k, v) for k, v in given.items() if v is not None}
+        if not self.documents:
+            raise SpectraInputError(f"{source}: a report needs one of {', '.join(d.file for d in DOCUMENTS.values())}")
+        self.caption_prefix, self.label_prefix, self.source = caption_prefix, label_prefix, source
+        self.captions, self.labels = dict(captions or {}), dict(labels or {})
+        unknown = (set(self.captions) | set(self.labels)) - set(TABLES)
+        if unknown:
+            raise SpectraInputError(f"unknown table key(s) {sorted(unknown)} (known: {', '.join(TABLES)})")
+
+    @property
+    def metrics(self) -> Evaluation | None:
+        return self.documents.get("metrics")
+
+    @property
+    def certificate(self) -> Certificate | None:
+        return self.documents.get("certificate")
+
+    # ---- construction
+    @classmethod
+    def from_dir(cls, directory, **options) -> "Report":
+        """Read every :data:`DOCUMENTS` file present in ``directory`` (at least one must exist)."""
+        directory = Path(directory)
+        if not directory.exists():
+            raise SpectraInputError(f"{directory}: no such directory")
+        if not directory.is_dir():
+            raise SpectraInputError(f"{directory}: not a directory (expected the --out of evaluate/certify)")
+        docs = {}
+        for key, spec in DOCUMENTS.items():
+            path = directory / spec.file
+            if path.exists():
+                docs[key] = spec.load(read_json(path), str(path))
+        if not docs:
+            names = " nor ".join(d.file for d in DOCUMENTS.values())
+            raise SpectraInputError(f"{directory}: neither {names} found (write them with spectra evaluate/certify "
+                                    "--out DIR)")
+        return cls(source=str(directory), **docs, **options)
+
+    def to_dict(self) -> dict:
+        return json_safe({"schema": REPORT_SCHEMA, **{k: v.to_dict() for k, v in self.documents.items()},
+                          "options": {"caption_prefix": self.caption_prefix, "label_prefix": self.label_prefix,
+                                      "captions": dict(self.captions), "labels": dict(self.labels)}})
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Report":
+        check_schema(data, REPORT_SCHEMA, "report")
+        docs = {k: data[k] for k in DOCUMENTS if data.get(k) is not None}
+        return cls(**docs, **dict(data.get("options") or {}))
+
+    # ---- tables
+    def table_keys(self) -> list[str]:
+        """Keys of the tables this report's documents support, in :data:`TABLES` order."""
+        return [k for k, t in TABLES.items() if t.document in self.documents and t.applies(self.documents[t.document])]
+
+    def table(self, key: str) -> Table:
+        spec = TABLES.get(key)
+        if spec is None:
+            raise KeyError(key)
+        doc = self.documents.get(spec.document)
+        if doc is None:
+            raise SpectraInputError(f"{self.source}: table {key!r} needs {DOCUMENTS[spec.document].file}")
+        if not spec.applies(doc):
+            raise SpectraInputError(f"{self.source}: {DOCUMENTS[spec.document].file} {spec.why_not}")
+        t = spec.build(doc)
+        if key in self.captions:  # a user caption replaces title and body; it is plain text
+            t = replace(t, title="", caption=lit(self.captions[key]))
+        if self.caption_prefix:
+            t = replace(t, title=f"{lit(self.caption_prefix.strip())} {t.title}".strip())
+        return replace(t, label=self.labels.get(key, self.label_prefix + t.label))
+
+    def tables(self) -> list[Table]:
+        return [self.table(k) for k in self.table_keys()]
+
+    # ---- export
+    def to_dataframe(self, key: str):
+        return self.table(key).to_dataframe()
+
+    def to_dataframes(self) -> dict:
+        return {t.key: t.to_dataframe() for t in self.tables()}
+
+    def to_markdown(self) -> str:
+        head = "<!-- generated by `spectra report`; regenerate rather than edit -->\n\n"
+        return head + "\n".join(render_markdown(t) for t in self.tables())
+
+    def to_latex(self) -> str:
+        """Body for ``\\input{tables.tex}``; the comment at the top names the preamble it needs."""
+        head = ["% generated by `spectra report`; regenerate rather than edit.",
+                "% Needs in the preamble (all in texlive-latex-base/-recommended + lmodern):"]
+        head += [f"%   {p}" for p in LATEX_PACKAGES]
+        head.append("% Labels are escaped to ASCII LaTeX (accents as \\'{e} etc.), so no inputenc is needed.")
+        return "\n".join(head) + "\n\n" + "\n".join(render_latex(t) for t in self.tables())
+
+    def to_latex_document(self, figures: Iterable[tuple[str, str]] = (), title: str = "SPECTRA report") -> str:
+        """A standalone article (pdflatex) with every table and the given (path, caption) figures."""
+        return latex_document(self.tables(), figures, title)
