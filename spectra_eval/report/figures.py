@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -207,28 +208,48 @@ def js_ndcg_figure(ev: Evaluation) -> Figure:
     return fig
 
 
-FIGURES: dict[str, tuple[Callable[[Evaluation], Figure | None], str]] = {
-    "reliability": (reliability_figure, "Reliability diagram of the soft-label ECE bins: mean predicted vs mean "
-                                        "true probability per bin (marker area by pair count); dashed: identity."),
-    "category_bias": (category_bias_figure, "Per-category bias (mean predicted − mean true), categories sorted by "
-                                            "true frequency (in parentheses); shaded bands: head, mid, tail buckets."),
-    "quartile_delta": (quartile_delta_figure, "Per-quartile Δ JS (method − reference) by the users' true tail mass, "
-                                              "with bootstrap 95% CIs; below zero favours the method."),
-    "js_ndcg": (js_ndcg_figure, "JS divergence to the truth (left) and NDCG@5/@10 (right) per method, with "
-                                "bootstrap 95% CIs."),
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure: its draw function (None: nothing to draw), its caption (markup) and the document it reads."""
+
+    draw: Callable[[Any], Figure | None]
+    caption: str
+    document: str = "metrics"
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "reliability": FigureSpec(reliability_figure, "Reliability diagram of the soft-label ECE bins: mean predicted vs "
+                                                  "mean true probability per bin (marker area by pair count); dashed: "
+                                                  "identity."),
+    "category_bias": FigureSpec(category_bias_figure, "Per-category bias (mean predicted − mean true), categories "
+                                                      "sorted by true frequency (in parentheses); shaded bands: head, "
+                                                      "mid, tail buckets."),
+    "quartile_delta": FigureSpec(quartile_delta_figure, "Per-quartile Δ JS (method − reference) by the users' true "
+                                                        "tail mass, with bootstrap 95% CIs; below zero favours the "
+                                                        "method."),
+    "js_ndcg": FigureSpec(js_ndcg_figure, "JS divergence to the truth (left) and NDCG@5/@10 (right) per method, with "
+                                          "bootstrap 95% CIs."),
 }
 
 
-def render_figures(ev: Evaluation, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``ev`` into ``out_dir`` as ``NAME.png`` / ``NAME.pdf``; returns the paths."""
+def render_figures(documents, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
+    """Draw every applicable figure into ``out_dir`` as ``NAME.png`` / ``NAME.pdf``; returns the paths.
+
+    ``documents`` maps document keys (``"metrics"``, ...) to typed results; a bare
+    :class:`~spectra_eval.evaluation.Evaluation` stands for ``{"metrics": ev}``.
+    """
     import matplotlib
 
+    if isinstance(documents, Evaluation):
+        documents = {"metrics": documents}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
     with matplotlib.rc_context(RC):
-        for name, (draw, _caption) in FIGURES.items():
-            fig = draw(ev)
+        for name, spec in FIGURES.items():
+            if spec.document not in documents:
+                continue
+            fig = spec.draw(documents[spec.document])
             if fig is None:
                 log.info("figure %s skipped (no data)", name)
                 continue
