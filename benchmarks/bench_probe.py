@@ -50,8 +50,9 @@ def contexts(tok, n_users: int, n_tokens: int, seed: int = 0) -> list[str]:
 
 def requests(tok, ctxs, categories):
     from spectra_probe.backends.base import ScoreRequest
+    from spectra_probe.scoring.base import resolve_yes_no
 
-    yes_no = tuple(tok(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
+    yes_no = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" yes",), (" no",)), ()))
     suffixes = tuple(f"\nQuestion: would the user enjoy {c}? Answer:" for c in categories)
     return [ScoreRequest(c, suffixes, yes_no) for c in ctxs]
 

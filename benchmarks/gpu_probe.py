@@ -101,6 +101,7 @@ def main(argv=None) -> dict:
 
     from spectra_probe.backends.base import ScoreRequest
     from spectra_probe.backends.hf import HFBackend
+    from spectra_probe.scoring.base import resolve_yes_no
     from spectra_probe.tiny import sample_corpus, train_tokenizer
 
     cfg, device = QWEN3_8B, "cuda"
@@ -126,7 +127,7 @@ def main(argv=None) -> dict:
         ids = tok(" ".join(words), add_special_tokens=False)["input_ids"][: args.prefix_tokens]
         return tok.decode(ids)
 
-    yes_no = tuple(tok(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
+    yes_no = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" yes",), (" no",)), ()))
 
     def requests(n_users: int, k: int, offset: int = 0):
         cats = [f"category {i} " + ("drama comedy"[: 5 + i % 7]) for i in range(k)]

@@ -19,13 +19,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from spectra_probe.training.examples import NO_ANSWER, YES_ANSWER
+
 log = logging.getLogger(__name__)
 
-#: method -> extra `spectra probe` flags. SFT trains the yes/no probe on " Yes"/" No", so the demo's verbalizer
-#: sets are {Yes} vs {No} (each resolved with and without the leading space; the paper's simplified-verbalizer
-#: setting) rather than the default {Yes, Y, y} vs {No, N, n}.
+#: method -> extra `spectra probe` flags. SFT trains the yes/no task on the tokens YES_ANSWER/NO_ANSWER
+#: (" Yes"/" No"), so the demo's probe reads exactly those (the paper's simplified-verbalizer setting) rather
+#: than the default {Yes, Y, y} vs {No, N, n}.
 PROBE_METHODS = {
-    "yesno": ("--verbalizers-yes", "Yes", "--verbalizers-no", "No"),
+    "yesno": ("--verbalizers-yes", YES_ANSWER, "--verbalizers-no", NO_ANSWER),
     "name": (),
     "choice": (),
     "dg": (),
@@ -68,7 +70,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
     import torch
 
     from spectra_eval.data.datasets import load_movielens_100k_recbole
-    from spectra_probe import train as T
+    from spectra_probe import training as T
 
     out, work = Path(out), Path(work)
     if fresh:
@@ -85,8 +87,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
 
     base, cpt_dir, sft_dir = work / "model-base", work / "model-cpt", work / "adapter-sft"
     if not (sft_dir / "adapter_config.json").exists():
-        full = T.contexts_for(prepared.split.history, data.items, prepared.split.users)
-        corpus = T.cpt_corpus(full, data.items)
+        corpus = T.cpt_corpus_for(prepared)
         T.build_from_scratch(corpus, base, categories=data.categories)
         clock.lap("tokenizer and model")
         T.run_cpt(base, corpus, cpt_dir, replace(T.TINY_CPT, max_steps=max_steps))

@@ -2,6 +2,7 @@
 independent computation from the model's own forward/loss, LoRA adapters (merged and not), generate, errors."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -11,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from spectra_eval.validation import SpectraInputError  # noqa: E402
-from spectra_probe.backends import make_backend  # noqa: E402
+from spectra_probe.backends import BACKENDS, backend_from_config, make_backend  # noqa: E402
 from spectra_probe.backends.base import ScoreRequest  # noqa: E402
 from spectra_probe.backends.hf import HFBackend  # noqa: E402
 from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer  # noqa: E402
@@ -173,14 +174,6 @@ def test_generate_is_greedy(tiny):
         assert text == tok.decode(new, skip_special_tokens=True)
 
 
-def test_single_token_ids(tiny, naive):
-    tok = tiny[0]
-    one = tok(" user", add_special_tokens=False)["input_ids"]
-    assert len(one) == 1
-    assert naive.single_token_ids([" user", " user", "zzqqxx"]) == (one[0],)
-    assert naive.single_token_map([" user", "zzqqxx"]) == {" user": one[0]}
-
-
 def test_bad_inputs(tiny, tmp_path):
     tok, model, path = tiny
     with pytest.raises(SpectraInputError, match="does not exist"):
@@ -208,9 +201,19 @@ def test_bad_inputs(tiny, tmp_path):
         make_backend("onnx")
 
 
-def test_make_backend(tiny):
-    backend = make_backend("transformers", model_dir=tiny[2], engine="naive")
+def test_backend_registry_and_from_config(tiny, tmp_path):
+    from spectra_probe.run import ProbeConfig
+
+    assert BACKENDS.names() == ("transformers", "vllm") and BACKENDS.canonical("HF") == "transformers"
+    backend = make_backend("hf", model_dir=tiny[2], engine="naive")
     assert isinstance(backend, HFBackend) and backend.describe()["model"] == str(tiny[2])
+    config = ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
+                         out=str(tmp_path / "o.csv"), backend="hf", engine="naive", dtype="bfloat16")
+    assert config.backend == "transformers"
+    built = backend_from_config(config)
+    assert isinstance(built, HFBackend) and (built.engine, built.describe()["dtype"]) == ("naive", "bfloat16")
+    with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
+        backend_from_config(dataclasses.replace(config, backend="vllm"))
     try:
         import vllm  # noqa: F401
     except ImportError:

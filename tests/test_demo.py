@@ -40,4 +40,6 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
         # scipy returns NaN for (numerically) identical rows; JS is 0 there
         assert np.isclose(metrics["methods"][name]["js"]["mean"], np.nan_to_num(js).mean(), atol=1e-9)
     manifest = json.loads((work / "probe" / "probe-yesno.manifest.json").read_text())
-    assert "Yes" in json.dumps(manifest) and "adapter" in json.dumps(manifest)
+    verbalizers = manifest["scorer"]["verbalizers"]  # exactly the tokens SFT trained the yes/no task on
+    assert [v["text"] for v in verbalizers["yes"]] == [" Yes"] and [v["text"] for v in verbalizers["no"]] == [" No"]
+    assert manifest["adapter_sha256"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectra_probe.dg import CategoryMatcher, normalise, parse_category_list, summarise
+from spectra_probe.scoring.dg import CategoryMatcher, decode, merge_summaries, normalise, parse_category_list, summarise
 
 CATS = ("Comedy", "Drama", "Action", "Sci-Fi", "Film-Noir", "Children's", "Romance",
         "Active Life, Sports & Recreation", "Documentary")
@@ -63,6 +63,12 @@ def test_summary_counts():
     assert s["mean_list_length"] == pytest.approx((2 + 1 + 0) / 3)
 
 
+def test_merged_summaries_equal_the_summary_of_all_users():
+    rows = [parse(t).to_dict() for t in ("Comedy, Drama", "Docu", "nothing here", "Action, Action, Westerns")]
+    assert merge_summaries([summarise(rows[:1]), summarise(rows[1:3]), summarise(rows[3:])]) == summarise(rows)
+    assert merge_summaries([summarise([]), summarise(rows)]) == summarise(rows)
+
+
 @settings(max_examples=50)
 @given(st.permutations(CATS[:7]), st.integers(1, 7))
 def test_exact_lists_round_trip(order, k):
@@ -88,8 +94,6 @@ def test_normalise():
 
 
 def test_decoded_distribution_is_uniform_on_list():
-    from spectra_probe.dg import decode
-
     probs = decode([parse("Comedy, Drama").labels, ()], CATS)
     expected = np.zeros((2, len(CATS)))
     expected[0, [0, 1]] = 0.5

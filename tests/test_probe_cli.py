@@ -8,21 +8,26 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import softmax
-from test_scorers import CATS, CONTEXTS, TREE, tiny_model_dir
 
 from spectra_eval.cli import main
 from spectra_eval.io import read_distribution_table, read_frame
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.run import ProbeConfig, read_categories, run_probe
+from spectra_probe.scoring import SCORERS
+from spectra_probe.scoring.base import BatchScores, Scorer, softmax_tau
 
 USERS = [f"u{i}" for i in range(5)]
+CATS = ("Comedy", "Drama", "Action", "Sci-Fi", "Film-Noir", "Children's", "Romance")
+TREE = {"Light": ["Comedy", "Romance", "Children's"], "Dark": ["Drama", "Film-Noir"], "Fast": ["Action", "Sci-Fi"]}
+CONTEXTS = ["the user watched comedy drama and then liked romance", "liked action movie film thriller sci-fi adventure",
+            "rated documentary history war film-noir crime mystery recently", "liked comedy", "watched war films"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("probe")
-    model = tiny_model_dir(tmp_path_factory)
-    contexts = pd.DataFrame({"user_id": USERS, "context": (CONTEXTS * 2)[:5]})
+    model = tiny_model_dir
+    contexts = pd.DataFrame({"user_id": USERS, "context": CONTEXTS})
     contexts.to_csv(root / "contexts.csv", index=False)
     (root / "cats.txt").write_text("\n".join(CATS) + "\n")
     (root / "tree.json").write_text(json.dumps(TREE))
@@ -56,8 +61,8 @@ def test_yesno_run_writes_table_scores_and_manifest(data, tmp_path, capsys):
     manifest = json.loads(manifest_path.read_text())
     assert manifest["schema"] == "spectra.probe-manifest/1"
     assert manifest["tau"] == 0.5 and manifest["method"] == "yesno" and manifest["n_users"] == 5
-    yes = manifest["scorer"]["verbalizers"]["yes"]
-    assert {"text": " Yes", "id": table_token_id(data, " Yes")} in yes
+    yes = manifest["scorer"]["verbalizers"]["yes"]  # the token ids used are recorded
+    assert yes == [{"text": w, "id": table_token_id(data, w)} for w in ("Yes", "Y", "y")]
     assert manifest["template"]["probe_suffix"].endswith("Answer:")
     assert manifest["backend"]["engine"] == "packed" and manifest["adapter_sha256"] is None
     assert manifest["contexts_sha256"] == hashlib.sha256(open(data["contexts"], "rb").read()).hexdigest()
@@ -129,6 +134,39 @@ def test_adapter_packed_equals_naive_and_hash(data, tmp_path):
     manifest = json.loads(outputs(tmp_path / "packed.csv")[2].read_text())
     weights = (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes()
     assert manifest["adapter_sha256"] == hashlib.sha256(weights).hexdigest()
+
+
+class ConstantScorer(Scorer):
+    """A scorer written outside the package: one registry line makes it a ``--method``."""
+
+    method = "constant"
+    summary_key = "constant_summary"
+
+    def __init__(self, categories, builder, options):
+        self.score_columns = tuple(categories)
+        self.tau = options.temperature
+
+    def score_batch(self, backend, contexts):
+        scores = np.tile(np.arange(len(self.score_columns), dtype=float), (len(contexts), 1))
+        return BatchScores(scores, softmax_tau(scores, self.tau), tuple({"chars": len(c)} for c in contexts))
+
+    def describe(self):
+        return {"method": self.method, "tau": self.tau}
+
+    @staticmethod
+    def summarise(infos):
+        return {"chars": sum(i["chars"] for i in infos)}
+
+
+def test_a_new_scorer_is_one_registry_line(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(SCORERS.entries, "constant", f"{__name__}:ConstantScorer")
+    out = tmp_path / "c.csv"
+    assert probe(data, out, "--method", "constant", "--temperature", "2") == 0
+    table = read_distribution_table(out)
+    np.testing.assert_allclose(table.probs, softmax(np.tile(np.arange(7.0), (5, 1)) / 2, axis=1), atol=1e-12)
+    manifest = json.loads(outputs(out)[2].read_text())
+    assert manifest["scorer"] == {"method": "constant", "tau": 2.0}
+    assert manifest["constant_summary"] == {"chars": sum(len(c) for c in CONTEXTS)}
 
 
 # ---------------------------------------------------------------- resume
@@ -260,7 +298,7 @@ def _write(path, text):
         ("bad-shard", "--shard must look like i/n"),
         ("shard-out-of-range", "need 0 <= i < n"),
         ("bad-out", "unknown output format '.txt'"),
-        ("bad-verbalizers", "no word is a single token"),
+        ("bad-verbalizers", "V+ (--verbalizers-yes): 'Zebrafishery' is not a single token"),
         ("hierarchy-with-name", "--hierarchy works with --method yesno only"),
     ],
 )
@@ -303,6 +341,19 @@ def test_bad_inputs_exit_2_with_one_line(data, tmp_path, capsys, case, message):
     assert not out.exists() and not list(tmp_path.glob("out.*"))
 
 
+def test_probe_config_checks_its_fields(tmp_path):
+    base = dict(model="m", contexts="c.csv", categories="c.txt", method="YesNo", out=str(tmp_path / "o.csv"))
+    config = ProbeConfig(**base, backend="HF")
+    assert (config.method, config.backend) == ("yesno", "transformers")
+    for change, message in [({"method": "llm"}, "unknown method 'llm'"), ({"backend": "onnx"}, "unknown backend"),
+                            ({"batch_size": 0}, "--batch-size must be >= 1"),
+                            ({"checkpoint_every": -1}, "--checkpoint-every must be >= 0"),
+                            ({"out": "o.txt"}, "unknown output format"),
+                            ({"options": {"k": 3}}, "options must be a ScorerOptions")]:
+        with pytest.raises(SpectraInputError, match=message):
+            ProbeConfig(**{**base, **change})
+
+
 def test_merge_needs_no_model_but_probe_does(data, tmp_path, capsys):
     assert main(["probe", "--out", str(tmp_path / "x.csv"), "--contexts", data["contexts"]]) == 2
     assert "--model is required" in capsys.readouterr().err
@@ -315,3 +366,19 @@ def test_categories_reader_strips_and_keeps_order(tmp_path):
     path.write_text("user_id\n")
     with pytest.raises(SpectraInputError, match="cannot be a category"):
         read_categories(path)
+
+
+def test_verbalizers_are_exactly_what_was_given(data, tmp_path):
+    """--verbalizers-yes " yes" --verbalizers-no " no" scores V+ = {" yes"}, V- = {" no"}: nothing else."""
+    out = tmp_path / "v.csv"
+    assert probe(data, out, "--method", "yesno", "--verbalizers-yes", " yes", "--verbalizers-no", " no") == 0
+    verbalizers = json.loads(outputs(out)[2].read_text())["scorer"]["verbalizers"]
+    assert verbalizers == {"yes": [{"text": " yes", "id": table_token_id(data, " yes")}],
+                           "no": [{"text": " no", "id": table_token_id(data, " no")}]}
+    # the space variants only when asked for
+    out = tmp_path / "variants.csv"
+    assert probe(data, out, "--method", "yesno", "--verbalizers-yes", "Yes", "--verbalizers-no", "No",
+                 "--verbalizer-space-variants") == 0
+    verbalizers = json.loads(outputs(out)[2].read_text())["scorer"]["verbalizers"]
+    assert [v["text"] for v in verbalizers["yes"]] == ["Yes", " Yes"]
+    assert [v["text"] for v in verbalizers["no"]] == ["No", " No"]

@@ -13,9 +13,12 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from spectra_eval.validation import SpectraInputError
-from spectra_probe.hierarchy import build_hierarchy, choose_branches, load_hierarchy
-from spectra_probe.scorers import (ChoiceScorer, NameScorer, ScorerOptions, YesNoScorer, choice_labels, make_scorer,
-                                   resolve_verbalizers, resolve_yes_no, softmax_tau)
+from spectra_probe.scoring import SCORERS, ScorerOptions, make_scorer, scorer_class
+from spectra_probe.scoring.base import Scorer, resolve_verbalizers, resolve_yes_no, softmax_tau
+from spectra_probe.scoring.choice import ChoiceScorer, choice_labels
+from spectra_probe.scoring.hierarchy import build_hierarchy, choose_branches, load_hierarchy
+from spectra_probe.scoring.name import NameScorer
+from spectra_probe.scoring.yesno import YesNoScorer
 from spectra_probe.templates import PromptBuilder, PromptTemplates
 
 CATS = ("Comedy", "Drama", "Action", "Sci-Fi", "Film-Noir", "Children's", "Romance")
@@ -27,37 +30,13 @@ CONTEXTS = [
 ]
 
 
-def build_tiny_dir(directory, vocab_size: int = 600):
-    """Train a tokenizer on a corpus that contains the default prompts, build a random Qwen3, save both."""
-    from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
-
-    b = PromptBuilder(PromptTemplates())
-    prompts = [b.probe_prefix(c) + b.probe_suffix(cat) + " Yes" for c in CONTEXTS for cat in CATS + tuple(TREE)]
-    prompts += [b.reranker_prefix(c) + b.reranker_suffix(cat) + "yes" for c in CONTEXTS[:1] for cat in CATS]
-    prompts += [b.choice_question(choice_labels(len(CATS)), CATS) + " A\n"] * 3
-    prompts += ["Yes No Y N y n yes no. Answer: Yes, Answer: No"] * 5
-    prompts += ["Answer: " + " ".join("ABCDEFG") + "\n"] * 10
-    tok = train_tokenizer(sample_corpus(300) + prompts, vocab_size=vocab_size)
-    return save_tiny(build_tiny_qwen3(tok), tok, directory)
-
-
-_BUILT: dict = {}
-
-
-def tiny_model_dir(tmp_path_factory):
-    """The tiny model directory, built once per test session (test_probe_cli reuses it)."""
-    if "path" not in _BUILT:
-        _BUILT["path"] = build_tiny_dir(tmp_path_factory.mktemp("tiny"))
-    return _BUILT["path"]
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     from spectra_probe.backends.hf import HFBackend
 
-    path = tiny_model_dir(tmp_path_factory)
+    path = tiny_model_dir
     backends = {engine: HFBackend(path, engine=engine) for engine in ("packed", "naive")}
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32").eval()
     return {"path": path, "backends": backends, "model": model, "tok": backends["packed"].tokenizer}
@@ -89,35 +68,101 @@ def builder(tiny, **kw) -> PromptBuilder:
     return PromptBuilder(PromptTemplates(**kw), tiny["tok"])
 
 
+# ---------------------------------------------------------------- registry
+
+
+def test_registry_names_every_scorer_class():
+    assert SCORERS.names() == ("yesno", "name", "choice", "dg", "reranker")
+    for method in SCORERS.names():
+        cls = scorer_class(method)
+        assert issubclass(cls, Scorer) and cls.method == method
+    assert scorer_class("YesNo") is scorer_class("yesno")
+    assert [m for m in SCORERS.names() if scorer_class(m).text_scores] == ["dg"]
+    with pytest.raises(SpectraInputError, match="unknown method 'llm' \\(choose from yesno, name"):
+        scorer_class("llm")
+
+
+def test_importing_the_registries_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, spectra_probe.scoring, spectra_probe.backends, spectra_probe.run, spectra_probe.training, "
+            "spectra_probe.commands.probe\n"
+            "heavy = [m for m in ('torch', 'transformers', 'vllm', 'peft') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"temperature": 0}, "temperature must be > 0"),
+    ({"verbalizers_yes": ()}, "--verbalizers-yes needs at least one non-empty word"),
+    ({"verbalizers_no": ["No", ""]}, "--verbalizers-no needs at least one non-empty word"),
+    ({"name_reduce": "max"}, "--name-reduce must be one of 'sum', 'mean'"),
+    ({"choice_mode": "logits"}, "--choice-mode must be one of"),
+    ({"branches": "top"}, "branch choice 'top' needs --branches-b >= 1, got None"),
+    ({"k": 0}, "--k must be >= 1, got 0"),
+    ({"max_new_tokens": 0}, "--max-new-tokens must be >= 1"),
+    ({"dg_cutoff": 1.5}, "--dg-cutoff .* must be in \\(0, 1\\]"),
+])
+def test_scorer_options_are_checked_once_when_built(options, message):
+    with pytest.raises(SpectraInputError, match=message):
+        ScorerOptions(**options)
+    assert ScorerOptions(verbalizers_yes=["Yes"]).verbalizers_yes == ("Yes",)
+    assert ScorerOptions.from_mapping({"k": 3, "temperature": None, "model": "m"}) == ScorerOptions(k=3)
+
+
 # ---------------------------------------------------------------- verbalizers
 
 
-def test_default_verbalizers_resolve_to_single_tokens(tiny):
+def single_tokens(tok, texts):
+    """{token id: text} of the texts the tokenizer encodes as one token, first text per id (independent check)."""
+    out = {}
+    for text in texts:
+        pieces = tok.tokenize(text)
+        if len(pieces) == 1:
+            out.setdefault(tok.convert_tokens_to_ids(pieces[0]), text)
+    return out
+
+
+def test_verbalizers_are_exactly_the_words_given(tiny):
     tok = tiny["tok"]
     pos, neg = resolve_yes_no(tok, ("Yes", "Y", "y"), ("No", "N", "n"))
-    for words, got in (((("Yes", "Y", "y")), pos), (("No", "N", "n"), neg)):
-        expected = {}
-        for w in words:
-            for variant in (w, " " + w):
-                pieces = tok.tokenize(variant)
-                if len(pieces) == 1:
-                    expected.setdefault(tok.convert_tokens_to_ids(pieces[0]), variant)
+    assert [v.text for v in pos] == ["Yes", "Y", "y"] and [v.text for v in neg] == ["No", "N", "n"]
+    assert {v.token_id: v.text for v in pos} == single_tokens(tok, ("Yes", "Y", "y"))
+    # a leading space is part of the word: " Yes" is scored, "Yes" is not
+    assert [v.text for v in resolve_verbalizers(tok, [" Yes"])] == [" Yes"]
+    assert resolve_verbalizers(tok, [" Yes"])[0].token_id != resolve_verbalizers(tok, ["Yes"])[0].token_id
+
+
+def test_space_variants_only_when_asked(tiny):
+    tok = tiny["tok"]
+    for words in (("Yes", "Y", "y"), ("No", "N", "n")):
+        got = resolve_verbalizers(tok, words, space_variants=True)
+        expected = single_tokens(tok, [form for w in words for form in (w, " " + w)])
         assert {v.token_id: v.text for v in got} == expected
-    assert {v.text for v in pos} >= {"Yes", " Yes"}
-    # a word given with its leading space still tries the bare form (and vice versa)
-    assert [v.text for v in resolve_verbalizers(tok, [" Yes"])] == [v.text for v in resolve_verbalizers(tok, ["Yes"])]
+    assert [v.text for v in resolve_verbalizers(tok, [" Yes"], space_variants=True)] == ["Yes", " Yes"]
 
 
-def test_verbalizer_without_single_token_is_an_error(tiny):
-    with pytest.raises(SpectraInputError, match=r"V\+ \{Zebrafishery\}.*single token"):
-        resolve_verbalizers(tiny["tok"], ["Zebrafishery"], role="V+")
-    # one usable word is enough; multi-token words are skipped
-    assert [v.text for v in resolve_verbalizers(tiny["tok"], ["Zebrafishery", "Yes"])][:1] == ["Yes"]
+def test_verbalizer_that_is_not_one_token_is_an_error_naming_it(tiny):
+    with pytest.raises(SpectraInputError, match=r"V\+ \(--verbalizers-yes\): 'Zebrafishery' is not a single token"):
+        resolve_verbalizers(tiny["tok"], ["Yes", "Zebrafishery"])
+    with pytest.raises(SpectraInputError, match="'Zebrafishery' is not a single token.*with or without a leading"):
+        resolve_verbalizers(tiny["tok"], ["Zebrafishery"], space_variants=True)
 
 
 def test_verbalizer_sets_must_be_disjoint(tiny):
-    with pytest.raises(SpectraInputError, match="both V\\+ and V-"):
+    with pytest.raises(SpectraInputError, match="in both V\\+ .* and V-"):
         resolve_yes_no(tiny["tok"], ["Yes"], ["Yes", "No"])
+
+
+def test_yesno_scores_only_the_given_pair(tiny):
+    """Eq. 1 with V+ = {" yes"}, V- = {" no"} is the plain log-odds of those two tokens, nothing averaged in."""
+    b = builder(tiny)
+    options = ScorerOptions(verbalizers_yes=(" yes",), verbalizers_no=(" no",))
+    out = YesNoScorer(CATS, b, options).score_batch(tiny["backends"]["packed"], CONTEXTS[:1])
+    ids = [tiny["tok"].convert_tokens_to_ids(tiny["tok"].tokenize(w)[0]) for w in (" yes", " no")]
+    z = np.array([next_logits(tiny, b.probe_prefix(CONTEXTS[0]) + b.probe_suffix(c), ids) for c in CATS])
+    np.testing.assert_allclose(out.scores[0], z[:, 0] - z[:, 1], atol=1e-4)
 
 
 # ---------------------------------------------------------------- scores vs an independent forward pass
@@ -125,7 +170,7 @@ def test_verbalizer_sets_must_be_disjoint(tiny):
 
 def test_yesno_scores_equal_eq1_on_plain_forward(tiny):
     b = builder(tiny)
-    scorer = YesNoScorer(CATS, b, tau=0.7)
+    scorer = YesNoScorer(CATS, b, ScorerOptions(temperature=0.7))
     out = scorer.score_batch(tiny["backends"]["packed"], CONTEXTS[:2])
     pos = [v.token_id for v in scorer.yes]
     neg = [v.token_id for v in scorer.no]
@@ -140,7 +185,7 @@ def test_yesno_scores_equal_eq1_on_plain_forward(tiny):
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_name_scores_equal_plain_likelihood(tiny, reduce):
     b = builder(tiny)
-    out = NameScorer(CATS, b, reduce=reduce).score_batch(tiny["backends"]["packed"], CONTEXTS[:1])
+    out = NameScorer(CATS, b, ScorerOptions(name_reduce=reduce)).score_batch(tiny["backends"]["packed"], CONTEXTS[:1])
     lp = [continuation_logprob(tiny, b.name_prefix(CONTEXTS[0]), b.name_suffix(c)) for c in CATS]
     expected = np.array([s if reduce == "sum" else s / n for s, n in lp])
     np.testing.assert_allclose(out.scores[0], expected, atol=1e-4)
@@ -149,7 +194,7 @@ def test_name_scores_equal_plain_likelihood(tiny, reduce):
 
 def test_choice_token_mode_reads_label_logits(tiny):
     b = builder(tiny)
-    scorer = ChoiceScorer(CATS, b, mode="auto")
+    scorer = ChoiceScorer(CATS, b, ScorerOptions(choice_mode="auto"))
     assert scorer.mode == "token"  # " A" .. " G" are single tokens of this tokenizer
     out = scorer.score_batch(tiny["backends"]["packed"], CONTEXTS[:2])
     for u, c in enumerate(CONTEXTS[:2]):
@@ -162,7 +207,7 @@ def test_choice_token_mode_reads_label_logits(tiny):
 def test_choice_beyond_26_labels_uses_label_likelihood(tiny):
     cats = tuple(f"genre {i}" for i in range(30))
     b = builder(tiny)
-    scorer = ChoiceScorer(cats, b, mode="auto")
+    scorer = ChoiceScorer(cats, b)
     assert scorer.labels[25:28] == ("Z", "AA", "AB")
     assert scorer.mode == "likelihood"
     out = scorer.score_batch(tiny["backends"]["packed"], CONTEXTS[:1])
@@ -171,7 +216,7 @@ def test_choice_beyond_26_labels_uses_label_likelihood(tiny):
     expected = [continuation_logprob(tiny, prefix, scorer.answers[j])[0] for j in checked]
     np.testing.assert_allclose(out.scores[0, checked], expected, atol=1e-4)
     with pytest.raises(SpectraInputError, match="not a single token"):
-        ChoiceScorer(cats, b, mode="token")
+        ChoiceScorer(cats, b, ScorerOptions(choice_mode="token"))
 
 
 def test_choice_labels():
@@ -191,7 +236,7 @@ def test_reranker_prompt_format_and_log_odds(tiny):
         f"<Instruct>: {PromptTemplates().reranker_instruction}\n<Query>: q text\n<Document>: Comedy<|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\n"
     )
-    scorer = make_scorer("reranker", CATS, b, ScorerOptions(tau=2.0))
+    scorer = make_scorer("reranker", CATS, b, ScorerOptions(temperature=2.0))
     out = scorer.score_batch(tiny["backends"]["packed"], CONTEXTS[:1])
     yes, no = (tiny["tok"].convert_tokens_to_ids(w) for w in ("yes", "no"))
     z = np.array([next_logits(tiny, b.reranker_prefix(CONTEXTS[0]) + b.reranker_suffix(c), [yes, no]) for c in CATS])
@@ -205,7 +250,7 @@ def test_reranker_prompt_format_and_log_odds(tiny):
 def test_hierarchical_chain_rule_on_plain_forward(tiny):
     b = builder(tiny)
     h = build_hierarchy(TREE, CATS)
-    scorer = make_scorer("yesno", CATS, b, ScorerOptions(tau=0.5, branches="top", n_branches=2), hierarchy=h)
+    scorer = make_scorer("yesno", CATS, b, ScorerOptions(temperature=0.5, branches="top", n_branches=2), hierarchy=h)
     out = scorer.score_batch(tiny["backends"]["packed"], CONTEXTS[:2])
     ids = list(scorer.l1.next_token_ids)
     n_yes = len(scorer.l1.yes)
@@ -276,6 +321,7 @@ def test_hierarchy_only_with_yesno(tiny):
 
 CASES = {
     "yesno": ("yesno", ScorerOptions(), False),
+    "yesno-space-variants": ("yesno", ScorerOptions(verbalizer_space_variants=True), False),
     "yesno-chat": ("yesno", ScorerOptions(), True),
     "name-sum": ("name", ScorerOptions(), False),
     "name-mean": ("name", ScorerOptions(name_reduce="mean"), False),

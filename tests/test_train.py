@@ -15,24 +15,12 @@ from spectra_eval.cli import main as cli_main  # noqa: E402
 from spectra_eval.data.datasets import Interactions  # noqa: E402
 from spectra_eval.io import DistributionTable, read_distribution_table  # noqa: E402
 from spectra_eval.data.splits import chronological_split  # noqa: E402
-from spectra_probe.scorers import choice_labels  # noqa: E402
+from spectra_probe.scoring.choice import choice_labels  # noqa: E402
 from spectra_probe.templates import PromptBuilder, PromptTemplates  # noqa: E402
-from spectra_probe.train import (  # noqa: E402
-    IGNORE_INDEX,
-    SFTExample,
-    TrainConfig,
-    build_from_scratch,
-    contexts_for,
-    cpt_corpus,
-    encode_examples,
-    pack_corpus,
-    prepare,
-    run_cpt,
-    run_sft,
-    sft_examples,
-    sft_examples_for,
-    sft_split,
-)
+from spectra_probe.training.examples import (IGNORE_INDEX, SFTExample, cpt_corpus_for, encode_examples,  # noqa: E402
+                                             pack_corpus, prepare, sft_examples, sft_examples_for, sft_split)
+from spectra_probe.training.loop import build_from_scratch, run_cpt, run_sft  # noqa: E402
+from spectra_probe.training.presets import TrainConfig  # noqa: E402
 
 CATS = ("Action", "Comedy", "Drama", "Horror")
 
@@ -129,8 +117,7 @@ def test_tiny_cpt_then_sft_saves_reloads_and_learns(tmp_path):
     torch.manual_seed(0)
     data = synthetic()
     prepared = prepare(data)
-    full = contexts_for(prepared.split.history, data.items, prepared.split.users)
-    corpus = cpt_corpus(full, data.items)
+    corpus = cpt_corpus_for(prepared)
     base = build_from_scratch(corpus, tmp_path / "base", vocab_size=300, hidden_size=32, layers=1, heads=2,
                               kv_heads=1, seed=0)
     cpt_cfg = TrainConfig(learning_rate=5e-3, max_steps=30, batch_size=8, grad_accum=1, max_length=64,
@@ -199,7 +186,7 @@ def test_cli_presets_resolve_to_c8_and_tiny_configs():
     import argparse
 
     from spectra_probe.commands import train as cmd
-    from spectra_probe.train import C8_TARGET_MODULES, TINY_SFT
+    from spectra_probe.training import C8_TARGET_MODULES, TINY_SFT
 
     parser = argparse.ArgumentParser()
     cmd.configure(parser)

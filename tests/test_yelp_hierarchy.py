@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 from scipy.special import softmax
-from test_scorers import CONTEXTS, tiny_model_dir
 
 from spectra_eval.cli import main
 from spectra_eval.data.datasets import load_yelp
 from spectra_eval.io import read_distribution_table, read_frame
 from spectra_eval.validation import SpectraInputError
-from spectra_probe.hierarchy import build_hierarchy, load_hierarchy
+from spectra_probe.scoring.hierarchy import build_hierarchy, load_hierarchy
 
 pytest.importorskip("torch")
 
@@ -29,6 +28,7 @@ BUSINESSES = [
     {"business_id": "b5", "name": "Bank", "categories": "Banks"},  # not in the hierarchy: dropped
 ]
 USERS = [f"u{i}" for i in range(6)]
+CONTEXTS = ["liked pizza and then bars", "cafes and bakeries recently", "the user went to a bar"]
 
 
 def write_yelp(root):
@@ -41,11 +41,11 @@ def write_yelp(root):
 
 
 @pytest.fixture(scope="module")
-def yelp(tmp_path_factory):
+def yelp(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("yelp")
     write_yelp(root)
     data = load_yelp(root / "business.json", root / "review.json", root / "h.json", level="l2", progress=False)
-    return {"root": root, "data": data, "model": str(tiny_model_dir(tmp_path_factory))}
+    return {"root": root, "data": data, "model": str(tiny_model_dir)}
 
 
 def probe(model, contexts, categories, hierarchy, out, *extra):
@@ -77,7 +77,7 @@ def check_chain_rule(out, categories, partition, tau):
 
 def test_load_yelp_l2_categories_fit_the_raw_hierarchy(caplog):
     data_cats = ("Pizza", "Food > Cafes", "Nightlife > Cafes", "Bars", "Bakeries")
-    with caplog.at_level("WARNING", logger="spectra_probe.hierarchy"):
+    with caplog.at_level("WARNING", logger="spectra_probe.scoring.hierarchy"):
         h = build_hierarchy(TREE, data_cats)  # 'Lounges' (no business) is left out, and says so
     assert "1 hierarchy label(s) not in the categories file are ignored (first: 'Lounges')" in caplog.text
     assert h.to_dict(data_cats) == {"Food": ["Pizza", "Food > Cafes", "Bakeries"],
@@ -106,7 +106,7 @@ def test_raw_yelp_hierarchy_probe(yelp, tmp_path):
 
 
 def test_export_writes_hierarchy_and_probe_chains(yelp, tmp_path):
-    from spectra_probe.train import export_evaluation_inputs, load_tokenizer, prepare
+    from spectra_probe.training import export_evaluation_inputs, load_tokenizer, prepare
 
     prepared = prepare(yelp["data"])
     files = export_evaluation_inputs(prepared, load_tokenizer(yelp["model"]), tmp_path / "data", budget=60)

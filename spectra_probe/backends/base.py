@@ -26,7 +26,8 @@ import numpy as np
 
 from spectra_eval.validation import SpectraInputError
 
-__all__ = ["ScoreRequest", "ScoreResult", "Backend", "PromptGroup", "plan_groups", "encode_texts", "sha256_file", "sha256_dir"]
+__all__ = ["ScoreRequest", "ScoreResult", "Backend", "PromptGroup", "plan_groups", "encode_texts", "sha256_file",
+           "sha256_dir"]
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,6 @@ class ScoreResult:
             return np.where(self.suffix_tokens > 0, self.suffix_logprob / np.maximum(self.suffix_tokens, 1), np.nan)
 
 
-def single_token_id(tokenizer, text: str) -> int | None:
-    """The id of ``text`` when the tokenizer encodes it (without special tokens) as exactly one token."""
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    return int(ids[0]) if len(ids) == 1 else None
-
-
 class Backend(ABC):
     """Score prefix/suffix requests and generate greedily (lm-evaluation-harness style)."""
 
@@ -107,18 +102,10 @@ class Backend(ABC):
     def describe(self) -> dict:
         """JSON-ready facts for the run manifest: model, adapter and its hash, dtype, device, engine, versions."""
 
-    def single_token_ids(self, text_variants: Sequence[str]) -> tuple[int, ...]:
-        """Ids of the variants that the tokenizer encodes as exactly one token (order kept, duplicates dropped).
-
-        Used to resolve verbalizers such as ``("Yes", " Yes", "yes", " yes")``.  Returns ``()`` when none of
-        the variants is a single token; callers decide whether that is an error.
-        """
-        return tuple(dict.fromkeys(self.single_token_map(text_variants).values()))
-
-    def single_token_map(self, text_variants: Sequence[str]) -> dict[str, int]:
-        """Like :meth:`single_token_ids` but keyed by the variant text (for the manifest)."""
-        found = {text: single_token_id(self.tokenizer, text) for text in text_variants}
-        return {text: tid for text, tid in found.items() if tid is not None}
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config) -> "Backend":
+        """Build from a :class:`~spectra_probe.run.config.ProbeConfig` (model, adapter, dtype, device, ...)."""
 
 
 def sha256_file(path) -> str:

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spectra_eval.validation import SpectraInputError
+from spectra_eval.validation import SpectraInputError, check_choice
 
 from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, encode_texts,
                    leading_special_ids, plan_groups, sha256_dir)
@@ -95,7 +95,7 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        _check_choice("dtype", dtype, DTYPES)
+        check_choice(dtype, DTYPES, name="dtype")
         path = check_model_dir(model_dir)
         adapter_path = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -126,6 +126,13 @@ class HFBackend(Backend):
         )
 
     @classmethod
+    def from_config(cls, config) -> "HFBackend":
+        """The backend of a probe run: model, adapter (merged or not), device, engine and dtype of ``config``."""
+        dtype = {"dtype": config.dtype} if config.dtype is not None else {}  # else float32
+        return cls(config.model, config.adapter, merge_adapter=config.merge_adapter, device=config.device,
+                   engine=config.engine, **dtype)
+
+    @classmethod
     def from_model(cls, model, tokenizer, *, device: str = "cpu", engine: str = "packed", chunk_size: int | None = None,
                    batch_rows: int | None = None, naive_batch_size: int = 8) -> "HFBackend":
         """Wrap an in-memory model and tokenizer (tests, benchmarks, freshly trained models)."""
@@ -140,7 +147,7 @@ class HFBackend(Backend):
     def _setup(self, model, tokenizer, *, device, engine, chunk_size, batch_rows, naive_batch_size):
         import torch
 
-        _check_choice("engine", engine, ENGINES)
+        check_choice(engine, ENGINES, name="engine")
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         if chunk_size is None:
             hidden = getattr(base.config.get_text_config(), "hidden_size", 2048)
@@ -406,11 +413,6 @@ class _Sink:
         self.nt[ri][si] = n_tokens
         if len(self.next_ids[ri]):
             self.nl[ri][si] = np.asarray(next_values.double().cpu() if hasattr(next_values, "cpu") else next_values)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise SpectraInputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def torch_tanh_cap(logits, cap: float):

@@ -139,6 +139,18 @@ class VLLMBackend(Backend):
             "suffix_logprobs": suffix_logprobs,
         }
 
+    @classmethod
+    def from_config(cls, config) -> "VLLMBackend":
+        """The backend of a probe run: model, adapter and dtype of ``config``.
+
+        vLLM shares prefixes itself (prefix caching) and applies LoRA at run time, so the transformers engine's
+        ``--merge-adapter`` and ``--engine naive`` are refused rather than ignored.
+        """
+        if config.merge_adapter or config.engine != "packed":
+            raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
+        dtype = {"dtype": config.dtype} if config.dtype is not None else {}  # else bfloat16
+        return cls(config.model, config.adapter, **dtype)
+
     @property
     def tokenizer(self):
         return self._tokenizer

@@ -7,12 +7,18 @@ Run::
     spectra probe --merge part0.csv part1.csv part2.csv part3.csv --out probe.csv
 
 Writes ``OUT``, ``OUT-stem.scores.EXT`` and ``OUT-stem.manifest.json`` (see :mod:`spectra_probe.run`).
+The ``--method`` choices are the scorer registry's (:mod:`spectra_probe.scoring`), the ``--backend`` choices
+the backend registry's (:mod:`spectra_probe.backends`); flag names are the fields of
+:class:`~spectra_probe.run.config.ProbeConfig` and :class:`~spectra_probe.scoring.base.ScorerOptions`.
 """
 from __future__ import annotations
 
 import argparse
 
-METHODS = ("yesno", "name", "choice", "dg", "reranker")
+from spectra_probe.backends import BACKENDS
+from spectra_probe.scoring import SCORERS
+from spectra_probe.scoring.base import (BRANCH_MODES, CHOICE_LABELS, CHOICE_MODES, DEFAULT_NO, DEFAULT_YES,
+                                        NAME_REDUCTIONS)
 
 
 def _positive_float(text: str) -> float:
@@ -39,18 +45,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="instead of probing, merge the outputs of --shard runs into --out")
 
     m = parser.add_argument_group("method")
-    m.add_argument("--method", choices=METHODS, help="scorer (dg and reranker are baselines)")
+    m.add_argument("--method", choices=SCORERS.names(), help="scorer (dg and reranker are baselines)")
     m.add_argument("--temperature", type=_positive_float, default=1.0, help="tau in theta = softmax(S / tau)")
     m.add_argument("--verbalizers-yes", nargs="+", metavar="WORD", default=None,
-                   help="V+ words (default: Yes Y y), each tried with and without a leading space")
-    m.add_argument("--verbalizers-no", nargs="+", metavar="WORD", default=None, help="V- words (default: No N n)")
-    m.add_argument("--name-reduce", choices=("sum", "mean"), default="sum",
+                   help=f"V+ words, each exactly one token as given, e.g. ' Yes' (default: {' '.join(DEFAULT_YES)})")
+    m.add_argument("--verbalizers-no", nargs="+", metavar="WORD", default=None,
+                   help=f"V- words (default: {' '.join(DEFAULT_NO)})")
+    m.add_argument("--verbalizer-space-variants", action="store_true",
+                   help="also score each verbalizer word's form with (or without) a leading space")
+    m.add_argument("--name-reduce", choices=NAME_REDUCTIONS, default="sum",
                    help="name method: sum or per-token mean of the name's log-probabilities")
-    m.add_argument("--choice-labels", choices=("letters", "numbers"), default="letters",
+    m.add_argument("--choice-labels", choices=CHOICE_LABELS, default="letters",
                    help="choice method: A..Z, AA.. or 1..K")
-    m.add_argument("--choice-mode", choices=("auto", "token", "likelihood"), default="auto",
+    m.add_argument("--choice-mode", choices=CHOICE_MODES, default="auto",
                    help="choice method: next-token logit of single-token labels, or full label likelihood")
-    m.add_argument("--branches", choices=("all", "top", "tail", "mix"), default="all",
+    m.add_argument("--branches", choices=BRANCH_MODES, default="all",
                    help="hierarchical: which L1 branches to expand")
     m.add_argument("--branches-b", dest="n_branches", type=int, default=None, metavar="B",
                    help="hierarchical: number of branches for top/tail/mix")
@@ -59,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--dg-cutoff", type=float, default=0.8, help="dg: fuzzy-match similarity cutoff")
 
     e = parser.add_argument_group("engine")
-    e.add_argument("--backend", choices=("transformers", "vllm"), default="transformers")
+    e.add_argument("--backend", choices=BACKENDS.names(), default="transformers")
     e.add_argument("--engine", choices=("packed", "naive"), default="packed",
                    help="packed shares each prefix exactly; naive scores every prompt alone (reference)")
     e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -73,19 +82,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spectra_eval.validation import SpectraInputError
-    from spectra_probe import run as probe_run
+    from spectra_probe.run import ProbeConfig, merge_parts, run_probe
+    from spectra_probe.scoring import scorer_class
 
     if args.merge:
-        result = probe_run.merge_parts(args.out, args.merge)
+        result = merge_parts(args.out, args.merge)
         print(f"merged {len(args.merge)} parts: {result.table.n_users} users -> {result.paths['distribution']}")
         return 0
     for flag in ("model", "contexts", "categories", "method"):
         if getattr(args, flag) is None:
             raise SpectraInputError(f"--{flag} is required (unless --merge)")
-    result = probe_run.run_probe(probe_run.config_from_args(args))
-    line = (f"{result.manifest['method']}: {result.table.n_users} users x {len(result.table.categories)} categories "
-            f"-> {result.paths['distribution']}")
-    if "dg_parse" in result.manifest:
-        line += f" (parse outcomes: {result.manifest['dg_parse']['outcomes']})"
+    result = run_probe(ProbeConfig.from_args(args))
+    method = result.manifest["method"]
+    line = f"{method}: {result.table.n_users} users x {len(result.table.categories)} categories " \
+           f"-> {result.paths['distribution']}"
+    scorer = scorer_class(method)
+    if scorer.summary_key in result.manifest:
+        line += f" ({scorer.summary_text(result.manifest[scorer.summary_key])})"
     print(line)
     return 0

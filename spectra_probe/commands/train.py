@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from spectra_probe.train import C8_TARGET_MODULES, TINY_MODEL, TrainConfig
+    from spectra_probe.training import C8_TARGET_MODULES, TINY_MODEL, TrainConfig
 
     d = TrainConfig()
     parser.add_argument("--stage", choices=("cpt", "sft"), required=True, help="training stage")
@@ -93,7 +93,7 @@ _FLAGS = {"lr": "learning_rate", "epochs": "epochs", "max_steps": "max_steps", "
 
 def _config(args):
     """The preset's :class:`TrainConfig` for the stage, with every flag the user set applied on top."""
-    from spectra_probe.train import TINY_CPT, TINY_SFT, TrainConfig
+    from spectra_probe.training import TINY_CPT, TINY_SFT, TrainConfig
 
     base = (TINY_CPT if args.stage == "cpt" else TINY_SFT) if args.preset == "tiny" else TrainConfig()
     changes = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
@@ -124,10 +124,10 @@ def load_dataset(spec: str):
 
 
 def _samples(values, preset: str) -> dict[str, int]:
-    from spectra_probe.train import TINY_SAMPLES
+    from spectra_probe.training import C8_SAMPLES, TINY_SAMPLES
 
     if not values:
-        return dict(TINY_SAMPLES) if preset == "tiny" else {"name": 4}
+        return dict(TINY_SAMPLES if preset == "tiny" else C8_SAMPLES)
     out = {}
     for v in values:
         task, _, n = v.partition("=")
@@ -154,7 +154,7 @@ def _read_columns(path: str, columns: tuple[str, ...]):
 def run(args) -> int:
     import torch
 
-    from spectra_probe import train as T
+    from spectra_probe import training as T
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,8 +168,7 @@ def run(args) -> int:
         prepared = T.prepare(load_dataset(args.dataset), min_interactions=args.min_interactions)
     if args.stage == "cpt":
         if prepared is not None:
-            full = T.contexts_for(prepared.split.history, prepared.data.items, prepared.split.users)
-            texts = T.cpt_corpus(full, prepared.data.items)
+            texts = T.cpt_corpus_for(prepared)
         else:
             texts = _read_columns(args.data, ("text",))["text"].tolist()
         model_dir = args.model

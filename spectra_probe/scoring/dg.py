@@ -19,14 +19,24 @@ The per-user outcome is ``"exact"`` (every item matched exactly; repeats and ite
 ``"empty"`` (no category found). The
 distribution is :func:`spectra_eval.decoders.decode_lists` (uniform on the decoded list by default; an empty
 list decodes to the uniform distribution over all K, as documented there).
+
+Raw "scores" are text (:attr:`DirectGeneration.text_scores`): the generation, the parsed list (JSON) and the
+parse outcome per user; the manifest's ``dg_parse`` block sums the outcomes over the cohort.
 """
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
+
+from spectra_eval.decoders import decode_lists
+
+from .base import BatchScores, Scorer, ScorerOptions
 
 _SEPARATORS = re.compile(r"[,;\n|]")
 _MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*")
@@ -155,57 +165,57 @@ def parse_category_list(text: str, matcher: CategoryMatcher, k: int) -> ParseRes
     )
 
 
+_COUNTS = ("n_items", "n_exact", "n_partial", "n_unknown", "n_duplicate", "n_truncated")
+OUTCOMES = ("exact", "partial", "empty")
+
+
 def summarise(results: Sequence[dict]) -> dict:
     """Cohort summary of per-user parse dictionaries (:meth:`ParseResult.to_dict`) for the run manifest."""
     outcomes = Counter(r["outcome"] for r in results)
     n = len(results)
     return {
         "n_users": n,
-        "outcomes": {o: int(outcomes.get(o, 0)) for o in ("exact", "partial", "empty")},
+        "outcomes": {o: int(outcomes.get(o, 0)) for o in OUTCOMES},
         "mean_list_length": float(sum(len(r["parsed"]) for r in results) / n) if n else None,
-        **{key: int(sum(r[key] for r in results)) for key in
-           ("n_items", "n_exact", "n_partial", "n_unknown", "n_duplicate", "n_truncated")},
+        **{key: int(sum(r[key] for r in results)) for key in _COUNTS},
+    }
+
+
+def merge_summaries(summaries: Sequence[dict]) -> dict:
+    """The :func:`summarise` of a cohort from the summaries of its disjoint parts (shards)."""
+    summaries = list(summaries)
+    n = sum(s["n_users"] for s in summaries)
+    lengths = sum(s["mean_list_length"] * s["n_users"] for s in summaries if s["n_users"])
+    return {
+        "n_users": n,
+        "outcomes": {o: sum(s["outcomes"][o] for s in summaries) for o in OUTCOMES},
+        "mean_list_length": lengths / n if n else None,
+        **{key: sum(s[key] for s in summaries) for key in _COUNTS},
     }
 
 
 def decode(lists: Sequence[Sequence[str]], categories: Sequence[str], scheme: str = "uniform"):
     """Distribution of each decoded list via the evaluation core's DG decoders."""
-    from spectra_eval.decoders import decode_lists
-
     return decode_lists([list(x) for x in lists], list(categories), scheme=scheme)
 
 
-class DirectGeneration:
-    """DG baseline: greedy top-k list per user, parsed and decoded to a distribution.
-
-    Raw "scores" are text: the generation, the parsed list (JSON) and the parse outcome per user.
-    """
+class DirectGeneration(Scorer):
+    """DG baseline: greedy top-k list per user, parsed and decoded to a distribution."""
 
     method = "dg"
+    text_scores = True
+    summary_key = "dg_parse"
     score_columns = ("generated", "parsed", "outcome")
 
-    def __init__(self, categories: Sequence[str], builder, *, k: int = 5, max_new_tokens: int = 64,
-                 cutoff: float = 0.8, scheme: str = "uniform"):
-        from spectra_eval.validation import SpectraInputError
-
-        if k < 1:
-            raise SpectraInputError(f"--k must be >= 1, got {k}")
-        if not 0.0 < cutoff <= 1.0:
-            raise SpectraInputError(f"fuzzy-match cutoff must be in (0, 1], got {cutoff}")
+    def __init__(self, categories: Sequence[str], builder, options: ScorerOptions = ScorerOptions()):
         self.categories = tuple(categories)
         self.builder = builder
-        self.k = int(k)
-        self.max_new_tokens = int(max_new_tokens)
-        self.scheme = scheme
-        self.matcher = CategoryMatcher(self.categories, cutoff)
+        self.k = options.k
+        self.max_new_tokens = options.max_new_tokens
+        self.scheme = options.dg_scheme
+        self.matcher = CategoryMatcher(self.categories, options.dg_cutoff)
 
-    def score_batch(self, backend, contexts: Sequence[str]):
-        import json
-
-        import numpy as np
-
-        from spectra_probe.scorers import BatchScores
-
+    def score_batch(self, backend, contexts: Sequence[str]) -> BatchScores:
         prompts = [self.builder.dg_prompt(c, self.k, self.categories) for c in contexts]
         texts = backend.generate(prompts, self.max_new_tokens)
         parsed = [parse_category_list(t, self.matcher, self.k) for t in texts]
@@ -216,3 +226,10 @@ class DirectGeneration:
     def describe(self) -> dict:
         return {"method": self.method, "k": self.k, "max_new_tokens": self.max_new_tokens,
                 "fuzzy_cutoff": self.matcher.cutoff, "decoder": self.scheme}
+
+    summarise = staticmethod(summarise)
+    merge_summaries = staticmethod(merge_summaries)
+
+    @staticmethod
+    def summary_text(summary: dict) -> str:
+        return f"parse outcomes: {summary['outcomes']}"

@@ -1,7 +1,7 @@
 r"""Hierarchical (two-level) probing with the chain rule of the paper's Eq. 2.
 
 A hierarchy file is a JSON object ``{"L1 label": ["L2 label", ...], ...}``, read by
-:func:`spectra_eval.data.datasets.read_hierarchy` and labelled by :func:`spectra_eval.data.datasets.hierarchy_labels`
+:func:`spectra_eval.data.taxonomy.read_hierarchy` and labelled by :func:`spectra_eval.data.taxonomy.hierarchy_labels`
 at level 'l2', exactly as ``load_yelp(..., level="l2")`` labels the data: an L2 name under one L1 is its own
 label, one under several L1s is ``"L1 > L2"`` under each. So both the raw Yelp hierarchy JSON and the
 partition ``hierarchy.json`` that ``spectra train --export`` writes for two-level data fit the exported
@@ -37,9 +37,9 @@ import numpy as np
 
 from spectra_eval.data.taxonomy import hierarchy_labels, read_hierarchy
 from spectra_eval.validation import SpectraInputError
-from spectra_probe.scorers import BatchScores, YesNoScorer, softmax_tau
 
-BRANCH_MODES = ("all", "top", "tail", "mix")
+from .base import BRANCH_MODES, BatchScores, Scorer, ScorerOptions, SuffixScorer, softmax_tau
+
 L1_PREFIX = "L1:"
 
 log = logging.getLogger(__name__)
@@ -118,19 +118,21 @@ def choose_branches(theta_l1: np.ndarray, mode: str = "all", n_branches: int | N
     return out
 
 
-class HierarchicalScorer:
-    """L1 yes/no probe, then L2 probes within the chosen branches; theta by the chain rule (Eq. 2)."""
+class HierarchicalScorer(Scorer):
+    """L1 probe, then L2 probes within the chosen branches; theta by the chain rule (Eq. 2).
 
-    method = "yesno"
+    ``l1`` is a flat scorer over the L1 parents whose class is ``hierarchical`` (yes/no probing): its
+    ``prefix(context, parent)`` and category suffixes serve both levels.
+    """
 
-    def __init__(self, l1: YesNoScorer, categories: Sequence[str], hierarchy: Hierarchy, *,
-                 branches: str = "all", n_branches: int | None = None):
-        choose_branches(np.full((1, len(hierarchy.parents)), 1.0), branches, n_branches)  # validate early
+    def __init__(self, l1: SuffixScorer, categories: Sequence[str], hierarchy: Hierarchy,
+                 options: ScorerOptions = ScorerOptions()):
         self.l1 = l1
+        self.method = l1.method
         self.categories = tuple(categories)
         self.hierarchy = hierarchy
-        self.branches = branches
-        self.n_branches = n_branches
+        self.branches = options.branches
+        self.n_branches = options.n_branches
         self.tau = l1.tau
         self._l2_suffixes = tuple(tuple(l1.suffix(self.categories[j]) for j in kids) for kids in hierarchy.children)
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectra_eval.validation import SpectraInputError
-from spectra_probe.scorers import SuffixScorer, single_token_id
+from .base import ScorerOptions, SuffixScorer, resolve_yes_no
+
+ANSWERS = ("yes", "no")
 
 
 class RerankerScorer(SuffixScorer):
@@ -25,16 +26,12 @@ class RerankerScorer(SuffixScorer):
 
     method = "reranker"
 
-    def __init__(self, categories, builder, tau=1.0, *, yes: str = "yes", no: str = "no"):
-        ids = [single_token_id(builder.tokenizer, w) for w in (yes, no)]
-        for word, tid in zip((yes, no), ids):
-            if tid is None:
-                raise SpectraInputError(f"reranker: {word!r} is not a single token of the model's tokenizer")
-        if ids[0] == ids[1]:
-            raise SpectraInputError("reranker: the yes and no answers map to the same token")
-        self.answer_words = (yes, no)
-        self.next_token_ids = tuple(ids)
-        super().__init__(categories, builder, tau)
+    def __init__(self, categories, builder, options: ScorerOptions = ScorerOptions()):
+        yes, no = resolve_yes_no(builder.tokenizer, ANSWERS[:1], ANSWERS[1:],
+                                 roles=("reranker answer yes", "reranker answer no"))
+        self.answers = yes + no
+        self.next_token_ids = tuple(v.token_id for v in self.answers)
+        super().__init__(categories, builder, options)
 
     def prefix(self, context: str) -> str:
         return self.builder.reranker_prefix(context)
@@ -47,7 +44,4 @@ class RerankerScorer(SuffixScorer):
         return z[:, 0] - z[:, 1]
 
     def describe(self) -> dict:
-        return {
-            **super().describe(),
-            "answers": [{"text": w, "id": i} for w, i in zip(self.answer_words, self.next_token_ids)],
-        }
+        return {**super().describe(), "answers": [{"text": v.text, "id": v.token_id} for v in self.answers]}

@@ -1,0 +1,242 @@
+"""Torch-free training data: the nested SFT split, CPT documents, SFT examples and their token sequences.
+
+SFT prompts are rendered by :class:`spectra_probe.templates.PromptBuilder` from the same
+:class:`~spectra_probe.templates.PromptTemplates` and the same context text (:mod:`spectra_probe.textualize`)
+the probe uses, so training optimises exactly the logits the probe reads. Tasks (targets sampled per user
+from the target distribution theta of the SFT window):
+
+* ``name`` (the paper's SFT): ``name_prefix(context)`` -> ``name_suffix(c)``, c ~ theta.
+* ``yesno``: ``probe_prefix + probe_suffix(c)`` -> :data:`YES_ANSWER` (``" Yes"``) for c ~ theta,
+  :data:`NO_ANSWER` (``" No"``) for c ~ uniform(K), half and half. The Bayes-optimal log-odds is then
+  log(K theta(c)), so the softmax of the yes/no score over categories is theta itself (noise-contrastive
+  estimation). A yes/no probe of the trained model reads these two tokens (``--verbalizers-yes " Yes"``).
+* ``choice``: the multi-choice question -> the label of c ~ theta.
+* ``dg``: the direct-generation prompt -> the user's top-k categories by theta mass (most first), so the DG
+  baseline decodes lists from a model trained for them.
+
+Leakage: the evaluation future (the last 20%) must not be trained on (checklist C6). The SFT window is
+therefore a *nested* chronological split of the history (:func:`sft_split`): SFT contexts are the first 80%
+of each history and targets its last 20%; evaluation then uses the whole history as context.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from spectra_eval.data.datasets import Interactions
+from spectra_eval.data.splits import Split, chronological_split, truth_table
+from spectra_eval.io import DistributionTable
+from spectra_eval.validation import SpectraInputError
+from spectra_probe.scoring.choice import choice_labels
+from spectra_probe.templates import PromptBuilder, PromptTemplates
+from spectra_probe.textualize import item_lines, textualize
+
+from .presets import C8_SAMPLES
+
+log = logging.getLogger(__name__)
+
+SFT_TASKS = ("name", "yesno", "choice", "dg")
+IGNORE_INDEX = -100
+#: The yes/no task's targets: the verbalizers a probe of the trained model reads.
+YES_ANSWER, NO_ANSWER = " Yes", " No"
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One supervised pair: the loss is on ``target``'s tokens after ``prompt``."""
+
+    user_id: str
+    task: str
+    prompt: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A data set split for alignment and evaluation.
+
+    ``split``: the evaluation split (history = first 80%, future = last 20% per user); ``truth``: theta_* of
+    the future window; ``sft``: the nested split of the history that SFT trains on; ``sft_truth``: its
+    target distributions. CPT uses ``split.history`` only.
+    """
+
+    data: Interactions
+    split: Split
+    truth: DistributionTable
+    sft: Split
+    sft_truth: DistributionTable
+
+
+def prepare(data: Interactions, *, history_fraction: float = 0.8, min_interactions: int = 5,
+            mass: str = "split") -> Prepared:
+    """Split ``data`` for the pipeline (evaluation split, its truth, the nested SFT split and its truth)."""
+    split = chronological_split(data, history_fraction=history_fraction, min_interactions=min_interactions, mass=mass)
+    nested = sft_split(split, min_interactions=min_interactions)
+    return Prepared(data=data, split=split, truth=truth_table(split, mass=mass), sft=nested,
+                    sft_truth=truth_table(nested, mass=mass))
+
+
+def sft_split(split: Split, *, history_fraction: float | None = None, min_interactions: int = 5) -> Split:
+    """The nested split SFT trains on: each user's history window split again chronologically.
+
+    Its history is the SFT context window and its future the SFT target window; nothing of ``split.future``
+    (the evaluation window) is in either.
+    """
+    frame = split.history.drop(columns=[c for c in ("position", "session") if c in split.history.columns])
+    data = Interactions(frame=frame, items=pd.DataFrame(columns=["item_id", "title", "year", "categories"]),
+                        categories=split.categories, name="history window")
+    return chronological_split(data, history_fraction=history_fraction or split.history_fraction,
+                               min_interactions=min_interactions, session_gap=split.session_gap)
+
+
+def contexts_for(history: pd.DataFrame, items: pd.DataFrame, users, *, tokenizer=None,
+                 budget: int | None = None) -> pd.DataFrame:
+    """``user_id, context, n_items`` via :func:`spectra_probe.textualize.textualize` (the shared template)."""
+    return textualize(history, items, users=users, budget=budget, tokenizer=tokenizer,
+                      progress=len(users) > 2000)
+
+
+# ---------------------------------------------------------------- CPT
+
+
+def cpt_corpus(contexts: pd.DataFrame, items: pd.DataFrame | None = None, *,
+               templates: PromptTemplates | None = None, items_per_document: int = 40) -> list[str]:
+    """CPT documents: each user's context wrapped in the probe's context prompt, then the item catalogue
+    (item metadata lines, ``items_per_document`` per document)."""
+    t = templates or PromptTemplates()
+    docs = [t.probe_prefix.format(context=c) for c in contexts["context"] if c]
+    if items is not None and len(items):
+        lines = list(item_lines(items))
+        docs += ["\n".join(lines[i:i + items_per_document]) for i in range(0, len(lines), items_per_document)]
+    return docs
+
+
+def cpt_corpus_for(prepared: Prepared, templates: PromptTemplates | None = None) -> list[str]:
+    """The CPT corpus of a prepared data set: every user's whole history window (no budget) and the items."""
+    split = prepared.split
+    return cpt_corpus(contexts_for(split.history, prepared.data.items, split.users), prepared.data.items,
+                      templates=templates)
+
+
+def template_corpus(categories: Sequence[str], templates: PromptTemplates | None = None, *,
+                    verbalizers: Sequence[str] = ("Yes", "No", "Y", "N", "y", "n"), repeat: int = 50) -> list[str]:
+    """Every prompt template rendered with every category, the answer labels and the verbalizers, repeated
+    ``repeat`` times: added to a from-scratch tokenizer's training texts so that category names, the
+    question text, ``" Yes"``/``" No"`` and the choice labels get their own tokens (the yes/no probe needs
+    single-token verbalizers)."""
+    b = PromptBuilder(templates or PromptTemplates())
+    labels = choice_labels(len(categories))
+    lines = [b.probe_prefix("") + b.probe_suffix(c) + YES_ANSWER for c in categories]
+    lines += [b.name_prefix("") + b.name_suffix(c) for c in categories]
+    lines += [b.probe_prefix("") + b.choice_question(labels, categories) + b.choice_answer(lab) for lab in labels]
+    lines += [b.dg_prompt("", 5, categories) + " " + ", ".join(categories[:5]),
+              " ".join(verbalizers) + " " + " ".join(" " + v for v in verbalizers)]
+    return lines * repeat
+
+
+# ---------------------------------------------------------------- SFT
+
+
+def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates: PromptTemplates | None = None,
+                 tokenizer=None, samples: Mapping[str, int] | None = None, dg_k: int = 5,
+                 seed: int = 42) -> list[SFTExample]:
+    """(prompt, target) pairs per user (module docstring for the tasks).
+
+    Parameters
+    ----------
+    contexts : DataFrame
+        ``user_id, context`` (from :func:`spectra_probe.textualize.textualize` on the SFT history window).
+    theta : DistributionTable
+        Target distribution per user (the truth of the SFT window); users missing from ``contexts`` are an
+        error.
+    samples : mapping task -> count per user
+        Default :data:`~spectra_probe.training.presets.C8_SAMPLES` (the paper's category-name SFT). For ``yesno`` the count is split half
+        positive, half negative.
+    """
+    samples = dict(samples or C8_SAMPLES)
+    unknown = [t for t in samples if t not in SFT_TASKS]
+    if unknown:
+        raise SpectraInputError(f"unknown SFT task {unknown[0]!r} (known: {', '.join(SFT_TASKS)})")
+    t = templates or PromptTemplates()
+    builder = PromptBuilder(t, tokenizer)
+    context_of = pd.Series(contexts["context"].to_numpy(), index=contexts["user_id"].astype(str).to_numpy())
+    missing = pd.Index(theta.users).difference(context_of.index)
+    if len(missing):
+        raise SpectraInputError(f"contexts: user {missing[0]!r} has a target distribution but no context")
+    cats = theta.categories
+    K = len(cats)
+    labels = choice_labels(K)
+    question = builder.choice_question(labels, cats) if samples.get("choice") else ""
+    answer = (lambda s: s.lstrip()) if t.chat else (lambda s: s)
+    rng = np.random.default_rng(seed)
+    out: list[SFTExample] = []
+    for u, p in zip(theta.users, theta.probs):
+        ctx = context_of[u]
+        draw = lambda n: rng.choice(K, size=n, p=p)  # noqa: E731
+        for c in draw(samples.get("name", 0)):
+            out.append(SFTExample(u, "name", builder.name_prefix(ctx), builder.name_suffix(cats[c])))
+        n_yes = samples.get("yesno", 0)
+        if n_yes:
+            prefix = builder.probe_prefix(ctx)
+            pos, neg = draw(n_yes - n_yes // 2), rng.integers(0, K, size=n_yes // 2)
+            out += [SFTExample(u, "yesno", prefix + builder.probe_suffix(cats[c]), answer(YES_ANSWER)) for c in pos]
+            out += [SFTExample(u, "yesno", prefix + builder.probe_suffix(cats[c]), answer(NO_ANSWER)) for c in neg]
+        if samples.get("choice"):
+            prefix = builder.probe_prefix(ctx) + question
+            out += [SFTExample(u, "choice", prefix, builder.choice_answer(labels[c]))
+                    for c in draw(samples["choice"])]
+        for _ in range(samples.get("dg", 0)):
+            order = np.argsort(-p, kind="stable")[:dg_k]
+            top = [cats[j] for j in order if p[j] > 0]
+            out.append(SFTExample(u, "dg", builder.dg_prompt(ctx, dg_k, cats), answer(" " + ", ".join(top) + "\n")))
+    log.info("built %d SFT examples for %d users (%s)", len(out), theta.n_users,
+             ", ".join(f"{k}={v}" for k, v in samples.items()))
+    return out
+
+
+def sft_examples_for(prepared: Prepared, tokenizer, *, budget: int | None, samples: Mapping[str, int] | None = None,
+                     templates: PromptTemplates | None = None, seed: int = 42) -> list[SFTExample]:
+    """SFT examples from the nested split: contexts of its history, targets drawn from its truth."""
+    contexts = contexts_for(prepared.sft.history, prepared.data.items, prepared.sft.users, tokenizer=tokenizer,
+                            budget=budget)
+    return sft_examples(contexts, prepared.sft_truth, templates=templates, tokenizer=tokenizer, samples=samples,
+                        seed=seed)
+
+
+# ---------------------------------------------------------------- token sequences
+
+
+def pack_corpus(texts: Sequence[str], tokenizer, block_size: int) -> list[list[int]]:
+    """Concatenate the tokenised documents (each ended by eos) and cut blocks of ``block_size`` tokens;
+    the last, shorter block is kept when it holds at least 16 tokens."""
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for enc in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        if eos is not None:
+            ids.append(eos)
+    blocks = [ids[i:i + block_size] for i in range(0, len(ids), block_size)]
+    return [b for b in blocks if len(b) >= min(16, block_size)]
+
+
+def encode_examples(examples: Sequence[SFTExample], tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels per example: labels are ``IGNORE_INDEX`` on the prompt, the ids on the target.
+
+    A prompt longer than ``max_length - len(target)`` loses tokens from its start (counted in the log)."""
+    prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
+    targets = tokenizer([e.target for e in examples], add_special_tokens=False)["input_ids"]
+    out, cut = [], 0
+    for p, t in zip(prompts, targets):
+        if not t:
+            raise SpectraInputError("an SFT target encodes to no tokens")
+        room = max_length - len(t)
+        if len(p) > room:
+            p, cut = p[len(p) - room:], cut + 1
+        out.append((p + t, [IGNORE_INDEX] * len(p) + t))
+    if cut:
+        log.warning("%d of %d SFT prompts were cut from the start to fit %d tokens", cut, len(out), max_length)
+    return out

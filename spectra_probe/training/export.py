@@ -1,0 +1,45 @@
+"""The files ``spectra probe`` and ``spectra evaluate`` read, written from a prepared data set."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from spectra_eval.data.priors import history_priors
+from spectra_eval.data.splits import metadata_table
+from spectra_eval.io import atomic_outputs, write_distribution_table, write_frame, write_json, write_text
+from spectra_eval.validation import SpectraInputError
+
+from .examples import Prepared, contexts_for
+
+
+def hierarchy_partition(categories: Sequence[str], parents: Mapping[str, str]) -> dict[str, list[str]]:
+    """``{L1: [category, ...]}`` for ``categories`` (label -> L1 in ``parents``), L1s in order of first use."""
+    missing = [c for c in categories if c not in parents]
+    if missing:
+        raise SpectraInputError(f"category {missing[0]!r} has no L1 parent, so no hierarchy can be written")
+    tree: dict[str, list[str]] = {}
+    for c in categories:
+        tree.setdefault(parents[c], []).append(c)
+    return tree
+
+
+def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: int | None = None,
+                             n_strata: int = 5) -> dict[str, Path]:
+    """Write the files ``spectra probe`` and ``spectra evaluate`` read, atomically, into ``out_dir``:
+    ``contexts.csv`` (user_id, context), ``truth.csv``, ``meta.csv``, ``categories.txt`` and
+    ``history-uhf.csv``, ``history-laplace.csv``, ``history-markov.csv``, and for two-level data
+    (``Interactions.parents`` set, e.g. Yelp L2) ``hierarchy.json``: ``{L1: [category, ...]}`` in the exported
+    labels, for ``spectra probe --hierarchy``. Returns name -> final path."""
+    split = prepared.split
+    contexts = contexts_for(split.history, prepared.data.items, split.users, tokenizer=tokenizer, budget=budget)
+    with atomic_outputs(out_dir) as stage:
+        write_frame(stage / "contexts.csv", contexts[["user_id", "context"]])
+        write_distribution_table(stage / "truth.csv", prepared.truth)
+        write_frame(stage / "meta.csv", metadata_table(split, n_strata=n_strata))
+        write_text(stage / "categories.txt", "\n".join(split.categories) + "\n")
+        for name, table in history_priors(split).items():
+            write_distribution_table(stage / f"{name}.csv", table)
+        if prepared.data.parents is not None:
+            write_json(stage / "hierarchy.json", hierarchy_partition(split.categories, prepared.data.parents))
+        files = {p.stem: Path(out_dir) / p.name for p in stage.iterdir()}
+    return files

@@ -1,0 +1,41 @@
+"""Shared fixtures of the probe tests: a tiny random Qwen3 saved to disk (built here, nothing downloaded)."""
+from __future__ import annotations
+
+import pytest
+
+#: MovieLens genres and a few L1 domains: the category names the tiny model's tokenizer is trained to render.
+GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+          "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
+DOMAINS = ("Light", "Dark", "Fast")
+HISTORIES = (
+    "the user watched comedy drama and then liked romance",
+    "liked action movie film thriller sci-fi adventure",
+    "rated documentary history war film-noir crime mystery recently",
+)
+
+
+def build_tiny_model(directory, vocab_size: int = 600):
+    """Train a tokenizer on a corpus holding the default prompts, build a random Qwen3, save both.
+
+    The corpus makes the default verbalizers ({Yes, Y, y} / {No, N, n}), ``" Yes"``/``" No"``, the reranker's
+    ``yes``/``no`` and the choice answers ``" A"`` .. ``" G"`` single tokens (``" Y"``, ``" y"``, ``" N"`` are not).
+    """
+    from spectra_probe.scoring.choice import choice_labels
+    from spectra_probe.templates import PromptBuilder, PromptTemplates
+    from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
+
+    b = PromptBuilder(PromptTemplates())
+    prompts = [b.probe_prefix(c) + b.probe_suffix(cat) + " Yes" for c in HISTORIES for cat in GENRES + DOMAINS]
+    prompts += [b.reranker_prefix(HISTORIES[0]) + b.reranker_suffix(cat) + "yes" for cat in GENRES]
+    prompts += [b.choice_question(choice_labels(7), GENRES[:7]) + " A\n"] * 3
+    prompts += ["Yes No Y N y n yes no. Answer: Yes, Answer: No\nNo, Yes"] * 5
+    prompts += ["Answer: " + " ".join("ABCDEFG") + "\n"] * 10
+    tok = train_tokenizer(sample_corpus(300) + prompts, vocab_size=vocab_size)
+    return save_tiny(build_tiny_qwen3(tok), tok, directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved tiny model directory (config, safetensors, tokenizer), built once per test session."""
+    pytest.importorskip("torch")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
