@@ -320,3 +320,34 @@ def test_vllm_backend_glue(tiny, naive, monkeypatch, with_token_ids):
     # full-vocabulary fallback is exact
     exact = VLLMBackend(path, full_vocab_logprobs=True).score(reqs[:1])[0]
     np.testing.assert_allclose(np.diff(exact.next_logits, axis=1), np.diff(ref[0].next_logits, axis=1), atol=1e-5)
+
+
+def test_cached_prefix_path_uses_the_current_cache_argument(tiny, naive):
+    """The packed engine's cached-prefix path passes the KV cache under the name this transformers takes, so
+    no deprecation warning is raised (transformers 5.x: ``cache``; older: ``past_key_values``)."""
+    import inspect
+    import warnings
+
+    tok, model, _ = tiny
+    packed = HFBackend.from_model(model, tok, engine="packed", chunk_size=24)  # every group exceeds a chunk
+    expected = "cache" if "cache" in inspect.signature(model.model.forward).parameters else "past_key_values"
+    assert packed._cache_arg == expected
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = packed.score(requests(tok))
+    assert not [w for w in caught if "past_key_values" in str(w.message) or "cache_params" in str(w.message)]
+    assert_same(out, naive.score(requests(tok)))
+
+
+def test_cache_argument_follows_the_forward_signature():
+    from spectra_probe.backends.hf import cache_argument
+
+    class Old:
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):
+            pass
+
+    class New:
+        def forward(self, input_ids=None, cache=None, use_cache=None, **kwargs):
+            pass
+
+    assert cache_argument(Old()) == "past_key_values" and cache_argument(New()) == "cache"

@@ -28,6 +28,7 @@ cleanly with byte-level BPE.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import platform
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ class HFBackend(Backend):
         self.naive_batch_size = int(naive_batch_size)
         self.dtype = next(self.model.parameters()).dtype
         self._decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+        self._cache_arg = cache_argument(self._decoder)
         self._head = base.get_output_embeddings()
         self._softcap = getattr(base.config, "final_logit_softcapping", None)
         impl = getattr(base.config, "_attn_implementation", None) or "sdpa"
@@ -268,7 +270,7 @@ class HFBackend(Backend):
             # Prefix once, with a KV cache; its last position predicts every tail's first token.
             ids = torch.tensor([g.ctx], dtype=torch.long, device=self.device)
             out = self._decoder(input_ids=ids, use_cache=True)
-            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in _cache_layers(out.past_key_values)]
+            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in _cache_layers(getattr(out, self._cache_arg))]
             ctx_hidden = out.last_hidden_state[0, -1]
             chunks = _chunk_tails(g, self.chunk_size)
             for start in range(0, len(chunks), self.batch_rows):
@@ -311,7 +313,7 @@ class HFBackend(Backend):
         mask = _block_mask(grp.to(self.device), seg.to(self.device), len(g.ctx), self.dtype)
         hidden = self._decoder(
             input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask,
-            past_key_values=cache, use_cache=True,
+            use_cache=True, **{self._cache_arg: cache},
         ).last_hidden_state
         for b, (ks, lay) in enumerate(zip(chunks, layouts)):
             self._emit(g, ks, hidden[b], ctx_hidden, lay.tail_starts[0], sink)
@@ -419,6 +421,15 @@ def torch_tanh_cap(logits, cap: float):
     import torch
 
     return torch.tanh(logits / cap) * cap
+
+
+def cache_argument(decoder) -> str:
+    """The name under which ``decoder``'s forward takes (and its output returns) a KV cache.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns and goes in 5.40); older
+    releases only know ``past_key_values``. The forward signature says which this installation has.
+    """
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def _cache_layers(cache):
