@@ -16,7 +16,7 @@ from spectra_eval.validation import SpectraInputError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("spectra_eval.commands.evaluate", "score method tables against the truth, with CIs and paired tests"),
-    "certify": ("spectra_eval.commands.certify", "certify the probe-vs-DG dominance theorems soundly"),
+    "certify": ("spectra_eval.commands.certify", "certify probe-vs-DG dominance per user (observed; latent with --counts) and lift it"),
     "theory": ("spectra_eval.commands.theory", "evaluate the TV bound chains (phi) and the DKW cohort certificate"),
     "report": ("spectra_eval.commands.report", "render Markdown/LaTeX tables and PNG/PDF figures from JSON outputs"),
     "probe": ("spectra_probe.commands.probe", "probe an LLM for per-user category distributions"),

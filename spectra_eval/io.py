@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from spectra_eval.validation import SpectraInputError, check_distributions
+from spectra_eval.validation import SpectraInputError, check_counts, check_distributions
 
 USER_COL = "user_id"
 
@@ -53,35 +53,65 @@ class DistributionTable:
         With ``like`` (e.g. the truth table), the category columns must be exactly ``like``'s (any order);
         a missing or extra column is reported before any row is checked.
         """
-        users = check_user_ids(frame, source)
-        if len(frame) == 0:
-            raise SpectraInputError(f"{source}: the table has no rows")
-        categories = [c for c in frame.columns if c != USER_COL]
-        if not categories:
-            raise SpectraInputError(f"{source}: no category columns besides {USER_COL!r}")
-        dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
-        if len(dup_cols):
-            raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
-        if like is not None:
-            check_same_categories(categories, like.categories, source, like.source)
-        values = frame[categories]
-        for col in categories:  # name the first cell that is not a number
-            if not pd.api.types.is_numeric_dtype(values[col]):
-                coerced = pd.to_numeric(values[col], errors="coerce")
-                bad = coerced.isna() & values[col].notna()
-                if bad.any():
-                    row = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise SpectraInputError(
-                        f"{source}: user {users[row]!r} (row {row + 1}), column {col!r}: "
-                        f"value {values[col].iloc[row]!r} is not a number"
-                    )
-        probs = check_distributions(
-            values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64),
-            source=source,
-            users=users,
-            categories=categories,
-        )
-        return cls(users=users, categories=tuple(str(c) for c in categories), probs=probs, source=source)
+        users, categories, values = category_columns(frame, source, like)
+        probs = check_distributions(values, source=source, users=users, categories=categories)
+        return cls(users=users, categories=categories, probs=probs, source=source)
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """Per-user counts of observed items per category (``spectra certify --counts``): n_u >= 1 items each."""
+
+    users: np.ndarray
+    categories: tuple[str, ...]
+    counts: np.ndarray  # (n, K) int64
+    source: str = "<memory>"
+
+    @property
+    def n_obs(self) -> np.ndarray:
+        return self.counts.sum(axis=1)
+
+    def to_distribution(self) -> DistributionTable:
+        """The observed mix counts / n_u of every user."""
+        return DistributionTable(self.users, self.categories, self.counts / self.n_obs[:, None], self.source)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>", *,
+                   like: "DistributionTable | CountTable | None" = None) -> "CountTable":
+        """Check a counts table (user_id + one non-negative integer column per category, row sums >= 1)."""
+        users, categories, values = category_columns(frame, source, like)
+        counts = check_counts(values, source=source, users=users, categories=categories)
+        return cls(users=users, categories=categories, counts=counts, source=source)
+
+
+def category_columns(frame: pd.DataFrame, source: str, like=None) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """User ids, category labels and the float values of a per-user table, with one-line errors naming the
+    file, user and column (ids present and unique, categories present and unique (exactly ``like``'s when
+    given), every cell a number)."""
+    users = check_user_ids(frame, source)
+    if len(frame) == 0:
+        raise SpectraInputError(f"{source}: the table has no rows")
+    categories = [c for c in frame.columns if c != USER_COL]
+    if not categories:
+        raise SpectraInputError(f"{source}: no category columns besides {USER_COL!r}")
+    dup_cols = pd.Index(categories)[pd.Index(categories).duplicated()]
+    if len(dup_cols):
+        raise SpectraInputError(f"{source}: column {dup_cols[0]!r} appears more than once")
+    if like is not None:
+        check_same_categories(categories, like.categories, source, like.source)
+    values = frame[categories]
+    for col in categories:  # name the first cell that is not a number
+        if not pd.api.types.is_numeric_dtype(values[col]):
+            coerced = pd.to_numeric(values[col], errors="coerce")
+            bad = coerced.isna() & values[col].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise SpectraInputError(
+                    f"{source}: user {users[row]!r} (row {row + 1}), column {col!r}: "
+                    f"value {values[col].iloc[row]!r} is not a number"
+                )
+    array = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    return users, tuple(str(c) for c in categories), array
 
 
 def require_file(path: str | os.PathLike) -> Path:
@@ -170,6 +200,11 @@ def read_distribution_table(path: str | os.PathLike, *, like: DistributionTable 
     """Read and validate a distribution table (CSV or Parquet, by extension); see
     :meth:`DistributionTable.from_frame` for ``like``."""
     return DistributionTable.from_frame(read_frame(path), source=str(path), like=like)
+
+
+def read_count_table(path: str | os.PathLike, *, like=None) -> CountTable:
+    """Read and validate a counts table (CSV or Parquet): see :meth:`CountTable.from_frame`."""
+    return CountTable.from_frame(read_frame(path), source=str(path), like=like)
 
 
 def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable]) -> dict[str, DistributionTable]:

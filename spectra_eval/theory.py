@@ -39,22 +39,28 @@ def _to_nats(js, unit: str) -> np.ndarray:
 def js_min_given_tv(tv, unit: str = "nats") -> np.ndarray:
     r"""Smallest JS over all pairs with total variation ``tv``: :math:`\ln 2 - h((1+t)/2)`.
 
-    Computed as :math:`t\,\operatorname{artanh} t + \frac12 \log(1-t^2)` (no cancellation for small ``t``);
-    it equals :math:`\sum_{n\ge1} t^{2n}/(2n(2n-1)) \ge t^2/2` nats. Strictly increasing from 0 at t=0 to
-    ln 2 nats (1 bit) at t=1.
+    Two algebraically equal forms, each used where it has no cancellation: for t < 1/2,
+    :math:`t\,\operatorname{artanh} t + \frac12 \log(1-t^2)` (both terms of order t², summing to ~t²/2);
+    for t >= 1/2, :math:`\frac12[(1+t)\log(1+t) + (1-t)\log(1-t)]` with ``log1p``, since 1 - t is exact
+    in floating point there while 1 - t² is not (``t*t`` rounds away the digits that matter as t -> 1).
+    Relative error a few ulps on [0, 1] (checked against 50-digit arithmetic in theory/). Equals
+    :math:`\sum_{n\ge1} t^{2n}/(2n(2n-1)) \ge t^2/2` nats; strictly increasing from 0 to ln 2 (1 bit).
     """
     t = np.clip(np.asarray(tv, dtype=np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = t * np.arctanh(t) + 0.5 * np.log1p(-t * t)
-    value = np.where(t >= 1.0, LN2, np.maximum(value, 0.0))
-    return value / check_unit(unit)
+        small = t * np.arctanh(t) + 0.5 * np.log1p(-t * t)
+        large = 0.5 * ((1.0 + t) * np.log1p(t) + (1.0 - t) * np.log1p(-t))
+    value = np.where(t < 0.5, small, np.where(t >= 1.0, LN2, large))
+    return np.maximum(value, 0.0) / check_unit(unit)
 
 
 def phi_sharp(js, unit: str = "bits") -> np.ndarray:
     r"""Sharp TV bound from JS: :math:`\varphi^\sharp(J) = \sup\{TV(p,q) : JS(p,q) \le J\}`.
 
-    The inverse of :func:`js_min_given_tv`, found by vectorised bisection (64 halvings). Valid for every pair
-    of distributions and attained by the two-point pair with TV = ``phi_sharp(J)``.
+    The inverse of :func:`js_min_given_tv`, found by vectorised bisection (64 halvings). The upper end of the
+    final bracket is returned, raised by 4 ulps (relative) to absorb the few-ulp error of
+    :func:`js_min_given_tv`, so the result is never below the exact inverse (capped at 1). Valid for every
+    pair of distributions and attained (up to those ulps) by the two-point pair with TV = ``phi_sharp(J)``.
     """
     target = _to_nats(js, unit)
     lo = np.zeros_like(target)
@@ -64,7 +70,8 @@ def phi_sharp(js, unit: str = "bits") -> np.ndarray:
         below = js_min_given_tv(mid) < target
         lo = np.where(below, mid, lo)
         hi = np.where(below, hi, mid)
-    return np.where(target > 0, hi, 0.0)  # the upper end, never below the exact inverse; JS = 0 means p = q
+    # JS = 0 means p = q; otherwise never below the exact inverse
+    return np.where(target > 0, np.minimum(hi * (1.0 + 4.0 * np.finfo(np.float64).eps), 1.0), 0.0)
 
 
 def two_point_pair(tv: float) -> tuple[np.ndarray, np.ndarray]:
@@ -272,6 +279,75 @@ def clopper_pearson_lower(successes: int, n: int, alpha: float = 0.05, routes: i
     if successes <= 0:
         return 0.0
     return float(stats.beta.ppf(level, successes, n - successes + 1))
+
+
+def clopper_pearson(successes, n, level: float, side: str) -> np.ndarray:
+    """Exact one-sided Clopper-Pearson bound(s) on binomial proportions, vectorised.
+
+    ``side="lower"``: the largest p0 with P(Bin(n, p0) >= k) <= level, i.e. ``Beta(level; k, n-k+1)`` (0 when
+    k = 0); ``side="upper"``: ``Beta(1-level; k+1, n-k)`` (1 when k = n). Each holds with probability >= 1 - level.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if side == "lower":
+            return np.where(k <= 0, 0.0, stats.beta.ppf(level, np.maximum(k, 1e-300), n - k + 1))
+        if side == "upper":
+            return np.where(k >= n, 1.0, stats.beta.ppf(1.0 - level, k + 1, np.maximum(n - k, 1e-300)))
+    raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
+
+
+def hoeffding_lower(mean: float, n: int, level: float, value_range: float = 1.0) -> float:
+    r"""One-sided Hoeffding lower bound :math:`\bar x - R\sqrt{\ln(1/\text{level})/(2n)}` for a mean of n i.i.d.
+    values in an interval of length R (probability >= 1 - level)."""
+    return float(mean - value_range * math.sqrt(math.log(1.0 / level) / (2 * n)))
+
+
+@dataclass(frozen=True)
+class FractionBound:
+    """A cohort fraction and its one-sided population lower bound.
+
+    ``pi_lower`` is the exact Clopper-Pearson bound (never looser than Hoeffding, which is kept as
+    ``pi_lower_hoeffding``) at level ``alpha / routes``. For a fraction of per-user *certified* indicators with
+    per-user type-I error ``beta`` (latent certificates), both are lifted by ``(bound - beta) / (1 - beta)``
+    (``theory/README.md``, Lemma Lift). ``population`` says what the bound is about.
+    """
+
+    fraction: float
+    successes: int
+    n: int
+    pi_lower: float
+    pi_lower_hoeffding: float
+    alpha: float
+    routes: int
+    method: str
+    population: str
+    beta: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def fraction_bound(indicator, alpha: float = 0.05, routes: int = 1, *, population: str,
+                   beta: float | None = None) -> FractionBound:
+    """:class:`FractionBound` of a per-user 0/1 ``indicator`` (users i.i.d.; Bonferroni over ``routes``).
+
+    Without ``beta`` the indicator is the predicate itself, computed exactly per user, so its mean is a
+    binomial proportion. With ``beta`` it is a certified indicator R_u with P(R_u = 1 | predicate false)
+    <= beta; then P(R = 1) <= pi + beta (1 - pi), so pi >= (P(R = 1) - beta) / (1 - beta).
+    """
+    z = np.asarray(indicator, dtype=bool).ravel()
+    n = check_count(z.size, name="n")
+    level = check_alpha(alpha) / check_count(routes, name="routes")
+    k = int(z.sum())
+    cp = float(clopper_pearson(k, n, level, "lower"))
+    hoeff = max(0.0, hoeffding_lower(k / n, n, level))
+    method = "exact one-sided Clopper-Pearson (Hoeffding alongside), Bonferroni over routes"
+    if beta is not None:
+        beta = check_alpha(beta, name="beta")
+        cp, hoeff = ((b - beta) / (1.0 - beta) for b in (cp, hoeff))
+        method += f"; lifted by (bound - beta)/(1 - beta) for per-user type-I error beta = {beta:g}"
+    return FractionBound(k / n, k, n, max(0.0, cp), max(0.0, hoeff), alpha, int(routes), method, population, beta)
 
 
 # ---------------------------------------------------------------- Theorem 1 (eqs. 9, 10) and Theorem 2

@@ -73,6 +73,32 @@ def check_distributions(
     return arr
 
 
+def check_counts(values, *, source: str = "input", users: Sequence | None = None,
+                 categories: Sequence | None = None) -> np.ndarray:
+    """Return ``values`` as an int64 array (n, K) of observed counts: finite, whole, >= 0, each row >= 1 item.
+
+    Raises
+    ------
+    SpectraInputError
+        naming ``source``, the first offending user (row) and column.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr))
+    if bad.any():
+        r, c = map(int, np.argwhere(bad)[0])
+        raise SpectraInputError(f"{_where(source, users, r, categories, c)}: count {arr[r, c]:g} is not a "
+                                "non-negative integer")
+    counts = arr.astype(np.int64)
+    empty = counts.sum(axis=1) == 0
+    if empty.any():
+        r = int(np.flatnonzero(empty)[0])
+        raise SpectraInputError(f"{_where(source, users, r, categories, None)}: no observed items (n_u = 0); "
+                                "a latent certificate needs at least one")
+    return counts
+
+
 def check_pair(p, q, *, names: tuple[str, str] = ("p", "q"), atol: float = SUM_ATOL) -> tuple[np.ndarray, np.ndarray]:
     """Validate two aligned stacks of distributions (broadcasting a single row against many).
 

@@ -147,7 +147,7 @@ def test_theory_bad_input(argv, needle, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.strip()
-    assert err.startswith(f"spectra theory: error: ") and needle in err and "\n" not in err
+    assert err.startswith("spectra theory: error: ") and needle in err and "\n" not in err
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -182,3 +182,126 @@ def test_certify_missing_user_is_an_error(tables, capsys):
     assert _certify(tables) == 2
     assert "u000" in capsys.readouterr().err
     assert not (tables["tmp"] / "out").exists()
+
+
+# ------------------------------------------------------------------ observed population bounds, counts, latent
+
+
+def test_observed_fractions_carry_exact_binomial_population_bounds(tables):
+    from scipy import stats
+
+    assert _certify(tables, "--routes", "2") == 0
+    cert = json.loads((tables["tmp"] / "out" / "certificate.json").read_text())
+    per_user = pd.read_csv(tables["tmp"] / "out" / "certificate_per_user.csv", dtype={"user_id": str})
+    n = len(per_user)
+    for key, column in (("in_regime", "in_regime"), ("tv_dominates", "tv_dominates")):
+        b = cert["per_user"]["bounds"][key]
+        k = int(per_user[column].sum())
+        cp = stats.binomtest(k, n, alternative="greater").proportion_ci(1 - 0.05 / 2, method="exact").low
+        assert (b["successes"], b["n"], b["routes"]) == (k, n, 2)
+        assert b["pi_lower"] == pytest.approx(cp) and "observed future mix" in b["population"]
+        assert b["pi_lower_hoeffding"] == pytest.approx(max(0.0, k / n - math.sqrt(math.log(2 / 0.05) / (2 * n))))
+    t1 = cert["theorem1"]
+    assert t1["favorable_bound"]["successes"] == t1["n_favorable"]
+    assert "expectation_lower_bound" not in t1  # renamed: it bounded nothing
+    egl = t1["expected_gain_lower_bound"]
+    assert egl["value"] == pytest.approx(max(egl["eq9"], egl["hoeffding"]))
+    gains = per_user["gain"].to_numpy()
+    assert egl["hoeffding"] == pytest.approx(gains.mean() - 2 * math.sqrt(math.log(1 / (0.05 / 2 / 2)) / (2 * n)))
+    t4 = cert["theorem4"]
+    assert t4["n_favorable"] == int(per_user["theorem4_favorable"].sum()) and t4["implication_violations"] == 0
+    assert cert["headline"]["level"] == "observed" and cert["settings"]["routes"] == 2
+    assert cert["settings"]["renormalised"]["truth"] < 1e-6
+
+
+def _counts_table(tmp_path, counts, users, name="counts.csv"):
+    frame = pd.DataFrame(counts, columns=CATS)
+    frame.insert(0, "user_id", users)
+    frame.to_csv(tmp_path / name, index=False)
+    return str(tmp_path / name)
+
+
+@pytest.fixture()
+def counted(tables):
+    truth, probe, dg = tables["arrays"]
+    rng = np.random.default_rng(3)
+    counts = np.stack([rng.multinomial(rng.integers(20, 300), t) for t in truth])
+    users = [f"u{i:03d}" for i in range(len(truth))]
+    tables["counts"] = _counts_table(tables["tmp"], counts, users)
+    tables["observed"] = _table(tables["tmp"] / "observed.csv", counts / counts.sum(1, keepdims=True), users)
+    tables["count_array"] = counts
+    return tables
+
+
+def test_certify_with_counts_adds_the_latent_block(counted, capsys):
+    from scipy import stats
+
+    t = counted
+    argv = ["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--beta", "0.1",
+            "--out", str(t["tmp"] / "lat")]
+    assert main(argv) == 0
+    cert = json.loads((t["tmp"] / "lat" / "certificate.json").read_text())
+    la = cert["latent"]
+    counts = t["count_array"]
+    n_obs = counts.sum(axis=1)
+    assert la["beta"] == 0.1 and la["n_obs"] == {"min": int(n_obs.min()), "median": float(np.median(n_obs)),
+                                                 "max": int(n_obs.max())}
+    assert "Clopper-Pearson box" in la["method"]["box"] and "latent preference" in la["population"]
+    per_user = pd.read_csv(t["tmp"] / "lat" / "certificate_per_user.csv", dtype={"user_id": str})
+    for key, column in (("regime", "latent_regime"), ("tv_dominates", "latent_tv_dominates")):
+        k, n = int(per_user[column].sum()), len(per_user)
+        assert la[key]["fraction_certified"] == pytest.approx(k / n)
+        cp = stats.binomtest(k, n, alternative="greater").proportion_ci(0.95, method="exact").low if k else 0.0
+        assert la[key]["pi_lower"] == pytest.approx(max(0.0, (cp - 0.1) / 0.9))
+    # a certified latent claim is never one the observed mix contradicts by more than the box allows
+    assert (per_user["latent_tv_gap_upper"] >= per_user["tv_probe"] - per_user["tv_dg"] - 1e-12).all()
+    assert cert["headline"]["level"] == "latent" and cert["settings"]["truth"] is None
+    assert (per_user["n_obs"] == n_obs).all()
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["latent"]["tv_dominates"]["pi_lower"] == la["tv_dominates"]["pi_lower"]
+    # the same run with a matching --truth gives the same certificate
+    assert main(argv[:-2] + ["--truth", t["observed"], "--out", str(t["tmp"] / "lat2")]) == 0
+    again = json.loads((t["tmp"] / "lat2" / "certificate.json").read_text())
+    assert again["latent"] == la and again["per_user"] == cert["per_user"]
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda f: f.assign(c2=f["c2"].astype(float) + 0.5), "is not a non-negative integer"),
+    (lambda f: f.assign(c3=-1), "is not a non-negative integer"),
+    (lambda f: f.assign(**{c: 0 for c in CATS}), "no observed items"),
+    (lambda f: f.drop(columns="c4"), "'c4'"),
+])
+def test_bad_counts_name_file_user_column_and_write_nothing(counted, change, needle, capsys):
+    frame = change(pd.read_csv(counted["counts"], dtype={"user_id": str}))
+    frame.to_csv(counted["counts"], index=False)
+    argv = ["certify", "--counts", counted["counts"], "--probe", counted["probe"], "--dg", counted["dg"],
+            "--out", str(counted["tmp"] / "bad")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spectra certify: error: ") and "counts.csv" in err and needle in err and "\n" not in err
+    assert not (counted["tmp"] / "bad").exists()
+
+
+def test_truth_that_disagrees_with_counts_is_refused(counted, capsys):
+    argv = ["certify", "--counts", counted["counts"], "--truth", counted["truth"], "--probe", counted["probe"],
+            "--dg", counted["dg"], "--out", str(counted["tmp"] / "bad")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "differs from counts/n_u" in err and "truth.csv" in err and "user 'u0" in err
+
+
+def test_invalid_certificate_needs_allow_invalid_and_is_marked(tables, capsys):
+    assert _certify(tables, "--certificate", "pinsker_topsoe") == 2
+    assert "--allow-invalid" in capsys.readouterr().err
+    assert _certify(tables, "--certificate", "pinsker_topsoe", "--allow-invalid") == 0
+    cert = json.loads((tables["tmp"] / "out" / "certificate.json").read_text())
+    assert cert["theorem1"]["certificate_valid"] is False and cert["settings"]["certificate_valid"] is False
+    assert cert["theorem4"]["certificate_valid"] is False
+    assert "INVALID" in json.loads(capsys.readouterr().out)["observed"]["certificate"]
+
+
+def test_certify_help_says_what_is_certified(capsys):
+    with pytest.raises(SystemExit):
+        main(["certify", "--help"])
+    text = capsys.readouterr().out
+    assert "soundly" not in text and "OBSERVED future mix" in text and "PREFERENCE" in text

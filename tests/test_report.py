@@ -471,9 +471,36 @@ def test_renders_what_evaluate_and_certify_write(tmp_path):
     assert main(["certify", "--truth", str(data / "truth.csv"), "--probe", str(data / "probe.csv"),
                  "--dg", str(data / "dg.csv"), "--out", str(out)]) == 0
     r = Report.from_dir(out)
-    assert r.table_keys() == ALL_KEYS
+    assert r.table_keys() == ALL_KEYS[:-1] + ["certificate_population", "dkw"]
     md, tex = r.to_markdown(), r.to_latex()
     metrics = json.loads((out / "metrics.json").read_text())
     js = r.to_dataframe("js")
     assert js.loc["probe", "js"] == metrics["methods"]["probe"]["js"]["mean"]
     assert "| probe vs dg |" in md and "\\begin{tabular}" in tex and "100 user-level resamples" in md
+
+
+def test_population_table_puts_observed_and_latent_bounds_side_by_side(tmp_path):
+    rng = np.random.default_rng(0)
+    cats = [f"c{i}" for i in range(6)]
+    users = [f"u{i}" for i in range(60)]
+    theta = rng.dirichlet(np.ones(6), 60)
+    counts = np.stack([rng.multinomial(300, t) for t in theta])
+    dg = np.zeros_like(theta)
+    dg[:, :2] = 0.5
+
+    def write(name, values):
+        frame = pd.DataFrame(values, columns=cats)
+        frame.insert(0, "user_id", users)
+        frame.to_csv(tmp_path / name, index=False)
+        return str(tmp_path / name)
+
+    assert main(["certify", "--counts", write("counts.csv", counts), "--probe", write("probe.csv", theta),
+                 "--dg", write("dg.csv", dg), "--out", str(tmp_path / "out")]) == 0
+    cert = json.loads((tmp_path / "out" / "certificate.json").read_text())
+    t = Report.from_dir(tmp_path / "out").table("certificate_population")
+    frame = t.to_dataframe()
+    assert frame.loc["TV(probe) < TV(DG)", "latent"] == cert["latent"]["tv_dominates"]["fraction_certified"]
+    assert frame.loc["TV(probe) < TV(DG)", "latent_pi"] == cert["latent"]["tv_dominates"]["pi_lower"]
+    assert frame.loc["regime (sharp chain)", "observed_pi"] == cert["per_user"]["bounds"]["in_regime"]["pi_lower"]
+    assert frame.loc["Theorem 4 favorable (DCG@5)", "observed"] == cert["theorem4"]["fraction_favorable"]
+    assert "β = 0.05" in t.to_markdown() and "300–300 observed items" in t.to_markdown()

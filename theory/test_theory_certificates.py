@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from spectra_eval import divergences as dv
 from spectra_eval.certify import (
     LINF_CERTIFICATES,
+    _theorem4,
     aggregate_readings,
     mass_captured,
     ranking_gap,
@@ -60,7 +61,10 @@ def test_invalid_certificate_can_mislead():
     probe = np.array([[0.495, 0.505]])  # swaps the order: l_inf = 0.055 >= Delta_1 / 2
     dg = np.array([[0.0, 1.0]])
     assert LINF_CERTIFICATES["pinsker_topsoe"].fn(truth, probe)[0] < dv.linf(probe, truth)[0]
-    res = theorem1(truth, probe, dg, k=1, certificate="pinsker_topsoe")
+    with pytest.raises(SpectraInputError, match="not a valid l_inf bound.*--allow-invalid"):
+        theorem1(truth, probe, dg, k=1, certificate="pinsker_topsoe")
+    res = theorem1(truth, probe, dg, k=1, certificate="pinsker_topsoe", allow_invalid=True)
+    assert not res.certificate_valid
     assert res.favorable[0] and not res.probe_recovers_truth[0] and res.implication_violations == 1
 
 
@@ -174,3 +178,69 @@ def test_mean_js_reading_with_concave_valid_chain_bounds_cohort_mean_tv(cohort):
     if reading.chains["sharp"].holds:
         assert r.tv_probe.mean() < r.tv_dg.mean()
     assert r.tv_probe.mean() <= phi_sharp(min(1.0, r.js.mean() + 1e-12)) + 1e-9
+
+
+# ------------------------------------------------------------------ soundness defects of issue 10
+
+
+def test_mean_js_reading_compares_with_the_dg_lower_bound_when_dg_leaks_mass():
+    """truth = DG, tau = 0.25: m_tau = 0.2 but TV(DG, truth) = 0, so no reading may claim the probe is closer."""
+    truth = np.array([[0.5, 0.3, 0.2]])
+    dg = truth.copy()
+    probe = np.array([[0.49, 0.31, 0.2]])
+    r = regime(truth, probe, dg, tau=0.25)
+    assert r.m_tau[0] == pytest.approx(0.2) and r.dg_lower[0] == pytest.approx(0.0)
+    assert dv.tv(probe, truth)[0] > dv.tv(dg, truth)[0]
+    for reading in aggregate_readings(truth, probe, r).values():
+        assert reading.dg_tv_lower == pytest.approx(0.0)
+        assert not any(c.holds for c in reading.chains.values() if c.valid)
+
+
+def test_rows_that_do_not_sum_exactly_to_one_cannot_certify_a_false_regime():
+    """A DG row summing to 1 - 9e-7 (accepted by the 1e-6 tolerance) made TV(DG) look smaller than the margin."""
+    truth = np.array([[1.0, 0.0]])
+    dg = np.array([[0.0, 1.0 - 9e-7]])
+    probe = np.array([[1e-7, 1.0 - 1e-7]])
+    r = regime(truth, probe, dg)
+    assert not r.in_regime[0] or r.tv_probe[0] < r.tv_dg[0]
+    assert r.tv_dg[0] == pytest.approx(1.0)  # measured on the renormalised row
+
+
+@given(triples(min_k=4, max_k=8), st.integers(1, 3), st.floats(0, 0.08), st.integers(0, 10_000))
+def test_theorem4_dcg_certificate_per_user(triple, k, scale, seed):
+    """favorable (min(Delta_k, Delta_k^min) > 2 eps, L != G*, |L| <= k) => DCG@k of the probe's list beats DG's
+    list in every order; the DCG numbers are recomputed here by brute force over the orders of L."""
+    truth, _, dg = triple
+    assume(k < len(truth))
+    probe = _near(truth, np.random.default_rng(seed).random(len(truth)), scale)
+    res = _theorem4(truth[None], probe[None], dg[None], k, "direct_linf", 0.0, 0.05)
+    w = 1 / np.log2(np.arange(2, k + 2))
+    probe_list = np.argsort(-probe, kind="stable")[:k]
+    dcg_probe = float(truth[probe_list] @ w)
+    members = np.flatnonzero(dg > 0)
+    best_dg = max(float(truth[list(order[:k])] @ w[:min(k, len(order))])  # DCG@k cuts a longer list
+                  for order in itertools.permutations(members))
+    assert res.gain[0] == pytest.approx(dcg_probe - best_dg, abs=1e-12)
+    if res.favorable[0]:
+        assert res.gain[0] > 0
+
+
+def test_expected_gain_lower_bound_covers_by_simulation():
+    """theorem1.expected_gain_lower_bound.value <= E[Gain] in at least 1 - alpha of repeated cohorts."""
+    rng = np.random.default_rng(4)
+    alpha, n, reps, k = 0.1, 120, 300, 2
+    big = 60_000
+
+    def cohort(m):
+        truth = rng.dirichlet(np.full(6, 0.6), m)
+        probe = np.clip(truth + rng.normal(0, 0.03, truth.shape), 0, None)
+        probe /= probe.sum(axis=1, keepdims=True)
+        dg = np.zeros_like(truth)
+        dg[np.arange(m)[:, None], rng.integers(0, 6, (m, 2))] = 0.5
+        dg /= dg.sum(axis=1, keepdims=True)
+        return truth, probe, dg
+
+    mean_gain = theorem1(*cohort(big), k=k).gain.mean()  # E[Gain], up to ~0.002 of Monte-Carlo error
+    misses = sum(theorem1(*cohort(n), k=k, alpha=alpha).expected_gain_lower_bound()["value"] > mean_gain
+                 for _ in range(reps))
+    assert misses / reps <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / reps)

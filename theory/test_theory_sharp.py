@@ -1,5 +1,6 @@
 """The sharp chain phi_sharp(J) = sup{TV : JS <= J}: valid, attained, and tighter than every valid chain."""
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 from scipy.optimize import brentq
 from scipy.stats import entropy
@@ -81,3 +82,19 @@ def test_sharp_is_increasing_and_spans_unit_interval():
     values = phi_sharp(j)
     assert values[0] == 0.0 and abs(values[-1] - 1.0) < 1e-15
     assert np.all(np.diff(values) > 0)
+
+
+def test_js_min_near_one_agrees_with_50_digit_arithmetic_and_phi_never_undershoots():
+    """The t*t cancellation as t -> 1 (issue 10): js_min within a few ulps, phi_sharp never below the exact inverse."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+
+    def exact(t):  # ln 2 - h((1+t)/2) = ((1+t) ln(1+t) + (1-t) ln(1-t)) / 2, in 50 digits
+        t = mp.mpf(float(t))
+        return mp.log(2) if t == 1 else ((1 + t) * mp.log(1 + t) + (1 - t) * mp.log(1 - t)) / 2
+
+    ts = np.concatenate([1 - np.logspace(-15, -1, 400), np.logspace(-12, np.log10(0.999), 400)])
+    for t in ts:
+        j = exact(t)
+        assert abs(float((mp.mpf(float(js_min_given_tv(t))) - j) / j)) < 4e-16
+        assert phi_sharp(float(j), "nats") >= t  # at or above the exact inverse, never below

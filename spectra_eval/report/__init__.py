@@ -37,7 +37,7 @@ from spectra_eval.validation import SpectraInputError
 
 __all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "embolden", "bold_columns",
            "render_markdown", "render_latex", "latex_escape", "md_escape", "lit", "markup_to_latex",
-           "markup_to_plain", "DAGGER", "DDAGGER", "DASH"]
+           "markup_to_plain", "DAGGER", "DDAGGER", "DASH", "READING_NAMES"]
 
 REPORT_SCHEMA = "spectra.report/1"
 METRICS_FILE = "metrics.json"
@@ -86,6 +86,8 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
     TableSpec("category_wins", "metrics", mt.category_wins_table, _has_comparisons, "has no comparisons"),
     TableSpec("certificate", "certificate", ct.certificate_table),
     TableSpec("certificate_aggregate", "certificate", ct.certificate_aggregate_table),
+    TableSpec("certificate_population", "certificate", ct.population_table, ct.has_population_bounds,
+              "has no population bounds (written by an older spectra certify)"),
     TableSpec("dkw", "certificate", ct.dkw_table, lambda c: c.dkw is not None, "has no dkw block"),
 )}
 
