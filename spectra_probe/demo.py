@@ -18,7 +18,9 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
+from spectra_probe.registry import Registry
 from spectra_probe.training.examples import NO_ANSWER, YES_ANSWER
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ PROBE_METHODS = {
     "dg": (),
 }
 CERTIFIED_PROBE = "probe-yesno"  # the paper's headline readout (logit probing, Eq. 1)
+HISTORY_PRIORS = ("history-uhf", "history-laplace", "history-markov", "history-cohort")
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Stopwatch:
         self._start = now
 
 
-def _cli(*argv: str) -> None:
+def cli(*argv: str) -> None:
     """Run a ``spectra`` subcommand exactly as a user would; a non-zero status is a demo failure."""
     from spectra_eval.cli import main
 
@@ -58,13 +61,36 @@ def _cli(*argv: str) -> None:
         raise RuntimeError(f"`spectra {' '.join(argv)}` exited with status {status}")
 
 
+@dataclass
+class DemoRun:
+    """What the demo's stages share. ``report`` receives cohort-level outputs only (JSON the report renders);
+    per-user files stay under ``work``. A stage adds what it wants recorded to ``summary``."""
+
+    work: Path
+    report: Path
+    evaluation: Path
+    prepared: object  # spectra_probe.training.Prepared
+    model: Path
+    adapter: Path
+    files: dict
+    preds: dict
+    clock: Stopwatch
+    summary: dict = field(default_factory=dict)
+    max_steps: int | None = None
+
+
+#: Stages run after the core pipeline (train, export, probe, evaluate, certify) and before the report, in order:
+#: name -> "module:function" taking a DemoRun; each writes its JSON output into ``run.report``.
+EXTRA_STAGES = Registry("demo stage", {})
+
+
 def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max_steps: int | None = None,
-             fresh: bool = False) -> dict:
+             fresh: bool = False, stages: Sequence[str] | None = None) -> dict:
     """Run the whole pipeline; write the report into ``out`` and intermediates into ``work``.
 
     ``users`` limits the cohort (first users in id order) and ``max_steps`` each training stage, for quick
-    runs (the test suite uses both); ``fresh`` discards the work
-    directory first (otherwise finished stages are reused, so an interrupted demo resumes).
+    runs (the test suite uses both); ``fresh`` discards the work directory first (otherwise finished stages
+    are reused, so an interrupted demo resumes); ``stages`` picks the :data:`EXTRA_STAGES` to run (default all).
     Returns the summary written to ``out/demo.json``.
     """
     import torch
@@ -105,26 +131,31 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
         name = "dg" if method == "dg" else f"probe-{method}"
         target = work / "probe" / f"{name}.csv"
         if not target.exists():
-            _cli("probe", "--model", str(cpt_dir), "--adapter", str(sft_dir), "--contexts", str(files["contexts"]),
-                 "--categories", str(files["categories"]), "--method", method, *flags, "--out", str(target))
+            cli("probe", "--model", str(cpt_dir), "--adapter", str(sft_dir), "--contexts", str(files["contexts"]),
+                "--categories", str(files["categories"]), "--method", method, *flags, "--out", str(target))
             clock.lap(f"probe {method}")
         preds[name] = target
-    for name in ("history-uhf", "history-laplace", "history-markov"):
+    for name in HISTORY_PRIORS:
         preds[name] = files[name]
 
-    evaluation_dir, report_tmp = work / "evaluation", work / "report"
-    _cli("evaluate", "--truth", str(files["truth"]), *[a for n, p in preds.items() for a in ("--pred", f"{n}={p}")],
-         "--reference", "dg", "--meta", str(files["meta"]), "--out", str(evaluation_dir))
+    run = DemoRun(work, work / "report", work / "evaluation", prepared, cpt_dir, sft_dir, files, preds, clock,
+                  max_steps=max_steps)
+    cli("evaluate", "--truth", str(files["truth"]), *[a for n, p in preds.items() for a in ("--pred", f"{n}={p}")],
+        "--reference", "dg", "--meta", str(files["meta"]), "--out", str(run.evaluation))
     clock.lap("evaluate")
-    _cli("certify", "--truth", str(files["truth"]), "--probe", str(preds[CERTIFIED_PROBE]), "--dg", str(preds["dg"]),
-         "--out", str(evaluation_dir))
+    # latent certificates from the counted future items (observed level: counts / n_u, see export_evaluation_inputs)
+    cli("certify", "--counts", str(files["counts"]), "--probe", str(preds[CERTIFIED_PROBE]), "--dg", str(preds["dg"]),
+        "--out", str(run.evaluation))
     clock.lap("certify")
 
     # the report directory holds only cohort-level outputs (no per-user rows)
-    shutil.rmtree(report_tmp, ignore_errors=True)
-    report_tmp.mkdir(parents=True)
+    shutil.rmtree(run.report, ignore_errors=True)
+    run.report.mkdir(parents=True)
     for name in ("metrics.json", "certificate.json"):
-        shutil.copy2(evaluation_dir / name, report_tmp / name)
+        shutil.copy2(run.evaluation / name, run.report / name)
+    for name in EXTRA_STAGES.names() if stages is None else stages:
+        EXTRA_STAGES.load(name)(run)
+        clock.lap(name)
     summary = {
         "dataset": "MovieLens-100k (recbole bundled atomic files)",
         "n_users": prepared.truth.n_users,
@@ -132,16 +163,16 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
         "methods": list(preds),
         "certified_probe": CERTIFIED_PROBE,
         "training": {stage: _training_summary(T.read_train_result(d)) for stage, d in (("cpt", cpt_dir), ("sft", sft_dir))},
-        "seconds": clock.stages,
+        **run.summary,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
     }
-    _cli("report", str(report_tmp))
+    cli("report", str(run.report))
     clock.lap("report")
     summary["seconds"] = clock.stages
-    (report_tmp / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    metrics = json.loads((report_tmp / "metrics.json").read_text(encoding="utf-8"))
-    certificate = json.loads((report_tmp / "certificate.json").read_text(encoding="utf-8"))
-    (report_tmp / "README.md").write_text(report_readme(metrics, certificate, summary), encoding="utf-8")
+    (run.report / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    metrics = json.loads((run.report / "metrics.json").read_text(encoding="utf-8"))
+    certificate = json.loads((run.report / "certificate.json").read_text(encoding="utf-8"))
+    (run.report / "README.md").write_text(report_readme(metrics, certificate, summary), encoding="utf-8")
 
     # swap the finished report in: `out` is never left half-written
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +180,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():
         out.rename(old)
-    shutil.move(str(report_tmp), str(out))
+    shutil.move(str(run.report), str(out))
     shutil.rmtree(old, ignore_errors=True)
     return summary
 
@@ -183,8 +214,13 @@ pipeline in `spectra_probe/demo.py` on a 2-core CPU in {sum(summary['seconds'].v
 Model: a small Qwen3-architecture model trained from scratch here (CPT loss
 {training['cpt']['first_loss']:.2f} -> {training['cpt']['last_loss']:.2f}, LoRA SFT loss
 {training['sft']['first_loss']:.2f} -> {training['sft']['last_loss']:.2f}; mean of the first and last tenth of steps). Certificate ({summary['certified_probe']} vs dg,
-sharp chain): {per_user['fraction_in_regime']:.3f} of users in the regime, population lower bound
-{certificate['dkw']['pi_lower']:.3f} at alpha = {certificate['dkw']['alpha']}.
+sharp chain): {per_user['fraction_in_regime']:.3f} of users in the regime on their observed future mix
+(population lower bound {per_user['bounds']['in_regime']['pi_lower']:.3f}); on their latent preference,
+certified from {certificate['latent']['n_obs']['min']}-{certificate['latent']['n_obs']['max']} counted items per
+user at beta = {certificate['latent']['beta']}: {certificate['latent']['regime']['fraction_certified']:.3f}
+(population lower bound {certificate['latent']['regime']['pi_lower']:.3f}); TV dominance latent
+{certificate['latent']['tv_dominates']['fraction_certified']:.3f} certified, observed {per_user['fraction_tv_dominates']:.3f}.
+Bounds at alpha = {certificate['settings']['alpha']}.
 
 **What this can and cannot show.** Every stage is the code path a Qwen3-8B user runs, and the numbers are
 real outputs of it. A model this small, trained for minutes, learns the cohort's average genre mix rather

@@ -7,7 +7,8 @@ from scipy.spatial.distance import jensenshannon
 
 from spectra_eval.cli import main
 
-METHODS = {"probe-yesno", "probe-name", "probe-choice", "dg", "history-uhf", "history-laplace", "history-markov"}
+METHODS = {"probe-yesno", "probe-name", "probe-choice", "dg", "history-uhf", "history-laplace", "history-markov",
+           "history-cohort"}
 
 
 def test_demo_pipeline_end_to_end(tmp_path, capsys):
@@ -22,6 +23,11 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert metrics["n_categories"] == 19 and metrics["settings"]["reference"] == "dg"
     assert set(metrics["comparisons"]) == {f"{m} vs dg" for m in METHODS - {"dg"}}
     assert certificate["per_user"]["n"] == 12 and certificate["per_user"]["chain"] == "sharp"
+    counts = pd.read_csv(work / "data" / "counts.csv", dtype={"user_id": str}).set_index("user_id")
+    future = pd.read_csv(work / "data" / "meta.csv", dtype={"user_id": str}).set_index("user_id")["n_future"]
+    assert (counts.sum(axis=1) == future.loc[counts.index]).all()  # one count per future item
+    latent = certificate["latent"]
+    assert latent["n_obs"]["min"] == counts.sum(axis=1).min() and certificate["headline"]["level"] == "latent"
     assert demo["training"]["cpt"]["steps"] == demo["training"]["sft"]["steps"] == 2
 
     # the report folder holds cohort-level outputs only, rendered and readable

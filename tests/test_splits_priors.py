@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spectra_eval.data.datasets import Interactions, load_movielens_100k_recbole
-from spectra_eval.data.priors import global_frequency, history_priors, laplace_uhf, markov, transition_matrix, uhf
+from spectra_eval.data.priors import (cohort, global_frequency, history_priors, laplace_uhf, markov, transition_matrix,
+                                     uhf)
+from spectra_eval.data.splits import count_table
 from spectra_eval.data.splits import (
     activity_strata,
     chronological_split,
@@ -195,6 +197,28 @@ def test_uhf_worked(prior_split):
     np.testing.assert_allclose(global_frequency(prior_split), [0.3, 0.3, 0.4])
 
 
+def test_cohort_prior_worked(prior_split):
+    # the mean of the three UHF rows above, the same for every user
+    expected = np.mean([[0.5, 0.5, 0], [0, 0, 1], [0.3, 0.3, 0.4]], axis=0)
+    np.testing.assert_allclose(cohort(prior_split).probs, np.repeat(expected[None], 3, axis=0))
+
+
+def test_count_table_counts_each_future_item_once(prior_split):
+    # futures: a -> C, b -> A, c -> B (single categories: deterministic)
+    frame = count_table(prior_split).set_index("user_id")
+    assert frame.loc[["a", "b", "c"], ["A", "B", "C"]].to_numpy().tolist() == [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+
+
+def test_count_table_draws_one_category_of_a_multi_category_item_uniformly():
+    rows = [("u", str(i), i, "A") for i in range(4)] + [("u", str(10 + i), 10 + i, "AB") for i in range(4000)]
+    split = chronological_split(make(rows), min_interactions=2, history_fraction=0.001)
+    frame = count_table(split, seed=1).set_index("user_id")
+    n = int(frame.loc["u"].sum())
+    assert n == len(split.future) == 4000  # one count per future item (the history holds the four A items)
+    assert abs(frame.loc["u", "A"] / n - 0.5) < 4 * np.sqrt(0.25 / n)
+    assert count_table(split, seed=1).equals(count_table(split, seed=1))  # seeded
+
+
 def test_laplace_worked(prior_split):
     table = laplace_uhf(prior_split, alpha=1.0)
     np.testing.assert_allclose(table.probs, [[2.5 / 6, 2.5 / 6, 1 / 6], [1 / 5, 1 / 5, 3 / 5], [1 / 3] * 3])
@@ -221,7 +245,7 @@ def test_markov_worked(prior_split):
 def test_priors_on_movielens_are_distributions(ml):
     _, split = ml
     tables = history_priors(split)
-    assert list(tables) == ["history-uhf", "history-laplace", "history-markov"]
+    assert list(tables) == ["history-uhf", "history-laplace", "history-markov", "history-cohort"]
     for table in tables.values():
         check_distributions(table.probs)
         assert table.categories == split.categories and table.users.tolist() == split.users.tolist()

@@ -1,8 +1,8 @@
 """History-prior baselines: what a user's own past says about their future category mix.
 
-All three read only the history window and return a :class:`~spectra_eval.io.DistributionTable` over the
+All four read only the history window and return a :class:`~spectra_eval.io.DistributionTable` over the
 split's categories, one row per user (method names in the demo: ``history-uhf``, ``history-laplace``,
-``history-markov``). Item mass follows the truth's rule (``mass='split'`` or ``'each'``, see
+``history-markov``, ``history-cohort``). Item mass follows the truth's rule (``mass='split'`` or ``'each'``, see
 :mod:`spectra_eval.data.splits`), so w_i is the same vector the truth uses.
 
 * UHF (user history frequency): p_u(c) = h_u(c) / sum_c' h_u(c'), h_u(c) = sum over u's history of w_i(c).
@@ -13,6 +13,9 @@ split's categories, one row per user (method names in the demo: ``history-uhf``,
   unit of mass), smoothed P(a, b) = (N(a, b) + alpha) / (sum_b' N(a, b') + alpha K). The prediction is one
   step from the user's last categorised history item: p_u = v_last P, with v_last = w_last / sum w_last.
   A user with no categorised history item gets the global frequency g.
+* Cohort prior: the cohort mean of the users' UHF distributions, (1/n) sum_u p_u, the same row for every user.
+  It reads no single user, so it is the reference a personalised predictor must beat: on short future windows
+  JS and NDCG reward it almost as much as a personalised prior, personalization scores it 0 (no column varies).
 """
 from __future__ import annotations
 
@@ -42,6 +45,12 @@ def uhf(split: Split, *, mass: str = "split") -> DistributionTable:
     totals = raw.sum(axis=1, keepdims=True)
     probs = np.where(totals > 0, raw / np.where(totals > 0, totals, 1.0), global_frequency(split, mass=mass))
     return _table(probs, split, f"history-uhf (mass={mass})")
+
+
+def cohort(split: Split, *, mass: str = "split") -> DistributionTable:
+    """The cohort-mean history distribution, (1/n) sum_u UHF_u, identical for every user (module docstring)."""
+    mean = uhf(split, mass=mass).probs.mean(axis=0)
+    return _table(np.repeat(mean[None, :], len(split.users), axis=0), split, f"history-cohort (mass={mass})")
 
 
 def laplace_uhf(split: Split, *, alpha: float = 1.0, mass: str = "split") -> DistributionTable:
@@ -87,9 +96,10 @@ def _unit_rows(w: np.ndarray) -> np.ndarray:
 
 
 def history_priors(split: Split, *, alpha: float = 1.0, mass: str = "split") -> dict[str, DistributionTable]:
-    """The three baselines under the demo's method names."""
+    """The four baselines under the demo's method names."""
     return {
         "history-uhf": uhf(split, mass=mass),
         "history-laplace": laplace_uhf(split, alpha=alpha, mass=mass),
         "history-markov": markov(split, alpha=alpha, mass=mass),
+        "history-cohort": cohort(split, mass=mass),
     }

@@ -197,6 +197,27 @@ def truth_table(split: Split, *, mass: str = "split") -> DistributionTable:
     return _normalise(raw, split.users, split.categories, f"truth (future window, mass={mass})")
 
 
+def count_table(split: Split, *, seed: int = 0) -> pd.DataFrame:
+    """Integer counts of each user's future items per category (``spectra certify --counts``).
+
+    Every future item with categories contributes one count to *one* of them, drawn uniformly (seeded). So
+    c_u ~ Multinomial(n_u, theta*_u) with theta*_u(c) = P(a random category of the user's next item is c), the
+    quantity the ``mass='split'`` truth estimates (E[c_u / n_u] = E[truth_u]); for single-category data it is
+    exact and deterministic. Items without a category are not counted.
+    """
+    rng = np.random.default_rng(seed)
+    column = {c: j for j, c in enumerate(split.categories)}
+    user_row = {u: i for i, u in enumerate(split.users)}
+    counts = np.zeros((len(split.users), len(split.categories)), dtype=np.int64)
+    for user, cats in zip(split.future["user_id"].astype(str), split.future["categories"]):
+        known = [column[c] for c in cats if c in column]
+        if known and user in user_row:
+            counts[user_row[user], known[rng.integers(len(known))] if len(known) > 1 else known[0]] += 1
+    frame = pd.DataFrame(counts, columns=list(split.categories))
+    frame.insert(0, "user_id", np.asarray(split.users, dtype=object))
+    return frame
+
+
 def activity_strata(n_history, n_strata: int = 5) -> np.ndarray:
     """Equal-count activity strata by history length: 'A1' (shortest histories) ... 'A{n_strata}'.
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from spectra_eval.data.priors import history_priors
-from spectra_eval.data.splits import metadata_table
+from spectra_eval.data.splits import count_table, metadata_table
 from spectra_eval.io import atomic_outputs, write_distribution_table, write_frame, write_json, write_text
 from spectra_eval.validation import SpectraInputError
 
@@ -26,7 +26,8 @@ def hierarchy_partition(categories: Sequence[str], parents: Mapping[str, str]) -
 def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: int | None = None,
                              n_strata: int = 5) -> dict[str, Path]:
     """Write the files ``spectra probe`` and ``spectra evaluate`` read, atomically, into ``out_dir``:
-    ``contexts.csv`` (user_id, context), ``truth.csv``, ``meta.csv``, ``categories.txt`` and
+    ``contexts.csv`` (user_id, context), ``truth.csv``, ``counts.csv`` (one count per future item, for
+    ``spectra certify --counts``: :func:`spectra_eval.data.splits.count_table`), ``meta.csv``, ``categories.txt`` and
     ``history-uhf.csv``, ``history-laplace.csv``, ``history-markov.csv``, and for two-level data
     (``Interactions.parents`` set, e.g. Yelp L2) ``hierarchy.json``: ``{L1: [category, ...]}`` in the exported
     labels, for ``spectra probe --hierarchy``. Returns name -> final path."""
@@ -35,6 +36,7 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
     with atomic_outputs(out_dir) as stage:
         write_frame(stage / "contexts.csv", contexts[["user_id", "context"]])
         write_distribution_table(stage / "truth.csv", prepared.truth)
+        write_frame(stage / "counts.csv", count_table(split))
         write_frame(stage / "meta.csv", metadata_table(split, n_strata=n_strata))
         write_text(stage / "categories.txt", "\n".join(split.categories) + "\n")
         for name, table in history_priors(split).items():
