@@ -14,6 +14,12 @@ Levels
 ``cohort``
     The kernel returns a dict of JSON-ready fields about the whole cohort (``fields`` lists them, the first
     is the metric's own key), written as ``methods.NAME.FIELD``.
+``moments``
+    A cohort statistic of per-user moments, bootstrapped like a mean: the kernel returns per-user columns
+    (n, m) of the prediction (``reference`` adds truth-only columns, shared by every method), and ``statistic``
+    maps their column means (or any resample's means, shape (..., m)) to the value. It gets a percentile CI from
+    the same paired draw, and ``compared`` gives the difference against the reference with a CI and a two-sided
+    bootstrap p-value. JSON: ``methods.NAME.KEY = {mean, ci_low, ci_high, ...}``.
 
 Kernels take ``(pred, truth, ctx)``: validated (n, K) float64 arrays and a :class:`Context` (buckets,
 category labels, ECE bins, Steck's alpha). They never re-check their inputs; the public functions of each
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -47,6 +54,7 @@ from spectra_eval.ranking import Rankings, _mass_at_k, _ndcg
 
 USER = "user"
 COHORT = "cohort"
+MOMENTS = "moments"
 LN2 = math.log(2.0)
 UNIT = "bits"
 NDCG_KS = (5, 10)
@@ -67,6 +75,7 @@ class Context:
     n_bins: int = 20
     steck_alpha: float = STECK_ALPHA
     ranks: Rankings = field(default_factory=lambda: Rankings(max(NDCG_KS + ENTROPY_KS + MASS_KS)))
+    history: np.ndarray | None = None  # (n, K) each user's history distribution, aligned with the truth
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,14 @@ class Metric:
     compared: bool = False
     json: str = "ci"
     fields: tuple[str, ...] = ()
+    reference: Callable[[np.ndarray, Context], np.ndarray] | None = None  # moments: truth-only columns
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # moments: which parts enter (pred, truth)
+    statistic: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None  # moments: (pred, ref, keep)
+    needs: str | None = None  # a Context field the kernel reads: computed only when it is set (e.g. "history")
+
+    def applies(self, ctx: Context) -> bool:
+        """Whether ``ctx`` holds what the kernel needs (metrics without ``needs`` always apply)."""
+        return self.needs is None or getattr(ctx, self.needs) is not None
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -113,6 +130,39 @@ def _ece(pred, truth, ctx: Context) -> dict:
 def _top1(pred, truth, ctx: Context) -> dict:
     res = _top1_ece(pred, truth, ctx.n_bins)
     return {"top1_ece": float(res.ece), "top1_pairs": int(res.n_pairs)}
+
+
+def _pearson_columns(pred, truth, ctx: Context) -> np.ndarray:
+    """Per-user moments of the prediction for per-category correlations: p, p^2, p t (each (n, K))."""
+    return np.hstack([pred, pred * pred, pred * truth])
+
+
+def _truth_moments(truth, ctx: Context) -> np.ndarray:
+    return np.hstack([truth, truth * truth])
+
+
+def _varying_categories(pred, truth) -> np.ndarray:
+    """Categories whose predicted and true columns both vary across users (the others have no correlation)."""
+    return (np.ptp(pred, axis=0) > 0) & (np.ptp(truth, axis=0) > 0)
+
+
+def _mean_correlation(pred_means: np.ndarray, truth_means: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    r"""Mean over the kept categories of :math:`\mathrm{corr}_u(\hat p_u(c), \theta_u(c))` from moment means.
+
+    With :math:`E` the (resampled) mean over users, :math:`\mathrm{cov} = E[\hat p\theta] - E[\hat p]E[\theta]`,
+    :math:`\mathrm{var} = E[x^2] - E[x]^2`. A category constant (variance <= 1e-14 of its second moment) in a
+    resample is left out of that resample's mean (NaN if none is left).
+    """
+    k = keep.shape[0]
+    mp, mpp, mpt = (pred_means[..., i * k:(i + 1) * k] for i in range(3))
+    mt, mtt = truth_means[..., :k], truth_means[..., k:]
+    vp, vt = mpp - mp * mp, mtt - mt * mt
+    ok = keep & (vp > 1e-14 * mpp) & (vt > 1e-14 * mtt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(ok, (mpt - mp * mt) / np.sqrt(np.where(ok, vp * vt, 1.0)), np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no category varies
+        return np.nanmean(corr, axis=-1)
 
 
 def catalogue(mass_ks: Sequence[int] = MASS_KS) -> tuple[Metric, ...]:
@@ -143,6 +193,15 @@ def catalogue(mass_ks: Sequence[int] = MASS_KS) -> tuple[Metric, ...]:
         Metric("top1_ece", _top1, COHORT, "lower", "probability", "top-1 ECE", fields=("top1_ece", "top1_pairs")),
         Metric("miscalibration_kl", lambda p, t, c: _miscalibration_kl(p, t, c.steck_alpha, LN2), USER, "lower", UNIT,
                "miscalibration KL", json="mean"),
+        # taste distance to the user's history, JS(pred_u, history_u) in bits (definition and source in
+        # spectra_eval.lists); computed only when the evaluation is given a history table
+        Metric("taste_js", lambda p, t, c: _js(p, c.history, LN2), USER, "lower", UNIT, "taste JS to history",
+               needs="history"),
+        # mean over categories of the Pearson correlation across users between predicted and true mass: a
+        # context-blind predictor (the cohort prior) scores ~0 while JS and NDCG barely tell it from a
+        # personalised one on short future windows
+        Metric("personalization", _pearson_columns, MOMENTS, "higher", "", "personalization", compared=True,
+               reference=_truth_moments, keep=_varying_categories, statistic=_mean_correlation),
     )
 
 

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from spectra_eval import stats
 from spectra_eval.buckets import _bucket_mass, _make_buckets
-from spectra_eval.catalogue import (COHORT, ENTROPY_KS, MASS_KS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context, Metric,
-                                   catalogue, metric)
+from spectra_eval.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context,
+                                   Metric, catalogue, metric)
 from spectra_eval.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, _f, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
@@ -215,13 +215,20 @@ class Settings:
     alpha: float = ALPHA
     steck_alpha: float = STECK_ALPHA
     strata_quantiles: int = QUANTILES
+    history: str | None = None  # the history table of taste_js (written only when given)
+    lists: Mapping[str, Mapping] = field(default_factory=dict)  # list methods: name -> {items, weights}
 
     def to_dict(self) -> dict:
-        return {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
-                "bootstrap": self.bootstrap, "seed": self.seed, "bins": self.bins, "confidence": self.confidence,
-                "test": stats.TEST_DESCRIPTION, "correction": stats.CORRECTION, "meta": self.meta,
-                "zero_method": stats.ZERO_METHOD, "alpha": self.alpha, "steck_alpha": self.steck_alpha,
-                "mass_ks": list(self.mass_ks), "strata_quantiles": self.strata_quantiles}
+        out = {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
+               "bootstrap": self.bootstrap, "seed": self.seed, "bins": self.bins, "confidence": self.confidence,
+               "test": stats.TEST_DESCRIPTION, "correction": stats.CORRECTION, "meta": self.meta,
+               "zero_method": stats.ZERO_METHOD, "alpha": self.alpha, "steck_alpha": self.steck_alpha,
+               "mass_ks": list(self.mass_ks), "strata_quantiles": self.strata_quantiles}
+        if self.history is not None:
+            out["history"] = self.history
+        if self.lists:
+            out["lists"] = {name: dict(spec) for name, spec in self.lists.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Settings":
@@ -230,7 +237,8 @@ class Settings:
                    float(d.get("confidence", stats.CONFIDENCE)), d.get("meta"),
                    tuple(int(k) for k in d.get("mass_ks", MASS_KS)),
                    float(d["alpha"]) if d.get("alpha") is not None else 1.0 - float(d.get("confidence", 0.95)),
-                   float(d.get("steck_alpha", STECK_ALPHA)), int(d.get("strata_quantiles", QUANTILES)))
+                   float(d.get("steck_alpha", STECK_ALPHA)), int(d.get("strata_quantiles", QUANTILES)),
+                   d.get("history"), {k: dict(v) for k, v in (d.get("lists") or {}).items()})
 
     @property
     def test(self) -> str:
@@ -355,14 +363,34 @@ def per_user_metrics(pred: np.ndarray, truth: np.ndarray, mass_ks: Sequence[int]
 
 
 def _per_user(specs: Sequence[Metric], pred: np.ndarray, truth: np.ndarray, ctx: Context) -> dict[str, np.ndarray]:
-    return {m.key: m.kernel(pred, truth, ctx) for m in specs if m.level == USER}
+    return {m.key: m.kernel(pred, truth, ctx) for m in specs if m.level == USER and m.applies(ctx)}
 
 
 def _cohort(specs: Sequence[Metric], pred: np.ndarray, truth: np.ndarray, ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in specs:
-        if m.level == COHORT:
+        if m.level == COHORT and m.applies(ctx):
             out |= m.kernel(pred, truth, ctx)
+    return out
+
+
+def _moment_statistics(specs: Sequence[Metric], aligned: Mapping[str, DistributionTable], truth: np.ndarray,
+                       ctx: Context, indices: np.ndarray) -> dict[str, dict[str, tuple[float, np.ndarray, int]]]:
+    """Every ``moments`` metric of every method: (value, resampled values (B,), parts kept), by method and key.
+
+    One bootstrap of the truth-only columns serves every method; the prediction columns of each method are
+    resampled with the same ``indices`` (the shared paired draw), so differences between methods are paired.
+    """
+    out: dict[str, dict] = {name: {} for name in aligned}
+    for spec in (m for m in specs if m.level == MOMENTS):
+        ref = spec.reference(truth, ctx)
+        ref_means, ref_boot = ref.mean(axis=0), stats.bootstrap_means(ref, indices)
+        for name, table in aligned.items():
+            cols = spec.kernel(table.probs, truth, ctx)
+            keep = spec.keep(table.probs, truth)
+            value = float(spec.statistic(cols.mean(axis=0), ref_means, keep))
+            out[name][spec.key] = (value, spec.statistic(stats.bootstrap_means(cols, indices), ref_boot, keep),
+                                   int(keep.sum()))
     return out
 
 
@@ -393,6 +421,8 @@ def evaluate(
     mass_ks: Sequence[int] = MASS_KS,
     alpha: float = ALPHA,
     strata_quantiles: int = QUANTILES,
+    history: DistributionTable | None = None,
+    lists: Mapping[str, Mapping] | None = None,
 ) -> Evaluation:
     """Score every table in ``preds`` against ``truth`` and compare each with ``preds[reference]``.
 
@@ -414,6 +444,12 @@ def evaluate(
         Numeric columns with many values are grouped into ``strata_quantiles`` quantile strata.
     alpha : float
         Level for category wins (Holm) and stratum wins.
+    history : DistributionTable, optional
+        Each user's history distribution (e.g. ``history-uhf.csv``), aligned like a method table; adds the
+        catalogue's ``taste_js`` (JS of each method to it, :mod:`spectra_eval.lists`).
+    lists : dict, optional
+        ``name -> {"items": FILE, "weights": "uniform"|"dcg"}`` for methods built from recommendation lists
+        (:mod:`spectra_eval.lists`), recorded in ``settings.lists``.
     """
     if not preds:
         raise SpectraInputError("no method tables given")
@@ -432,7 +468,9 @@ def evaluate(
     categories = truth.categories
     buckets = _make_buckets(t)
     specs = catalogue(tuple(mass_ks))
-    ctx = Context(buckets, categories, int(n_bins), STECK_ALPHA, Rankings(max(NDCG_KS + ENTROPY_KS + tuple(mass_ks))))
+    history_probs = None if history is None else align_tables(truth, {"history": history})["history"].probs
+    ctx = Context(buckets, categories, int(n_bins), STECK_ALPHA, Rankings(max(NDCG_KS + ENTROPY_KS + tuple(mass_ks))),
+                  history=history_probs)
     names = list(aligned)
     show = n * n_cat > 2_000_000
 
@@ -444,15 +482,23 @@ def evaluate(
     matrix = np.column_stack([per_user[name][m] for name, m in columns])
 
     log.info("paired bootstrap: %d resamples of %d users", n_resamples, n)
-    boot = stats.bootstrap_means(matrix, stats.bootstrap_indices(n, int(n_resamples), seed))
+    indices = stats.bootstrap_indices(n, int(n_resamples), seed)  # the one paired draw
+    boot = stats.bootstrap_means(matrix, indices)
     low, high = stats.percentile_interval(boot, confidence)
     means = matrix.mean(axis=0)
 
+    moments = _moment_statistics(specs, aligned, t, ctx, indices)
     methods = {}
     for name in tqdm(names, desc="cohort metrics", leave=False, disable=not show):
         ci = {m: MeanCI(float(means[col_of[name, m]]), float(low[col_of[name, m]]), float(high[col_of[name, m]]))
               for m in metric_names}
-        methods[name] = MethodResult(ci, _cohort(specs, aligned[name].probs, t, ctx), name)
+        cohort = _cohort(specs, aligned[name].probs, t, ctx)
+        for key, (value, resampled, kept) in moments[name].items():
+            finite = resampled[np.isfinite(resampled)]  # resamples where the statistic is undefined are left out
+            lo, hi = stats.percentile_interval(finite, confidence) if finite.size else (np.nan, np.nan)
+            cohort[key] = {"mean": value, "ci_low": float(lo), "ci_high": float(hi), "n_categories": kept,
+                           "n_skipped": n_cat - kept}
+        methods[name] = MethodResult(ci, cohort, name)
 
     quartile = tail_quartiles(t, buckets)
     others = [name for name in names if name != reference]
@@ -470,7 +516,10 @@ def evaluate(
         # both means were resampled with the same user indices, so their difference is the paired bootstrap
         diffs = {m: stats.paired_effect(per_user[name][m] - per_user[reference][m],
                                         boot[:, col_of[name, m]] - boot[:, col_of[reference, m]], confidence)
-                 for m in compared}
+                 for m in compared if m in per_user[name]}
+        diffs |= {m: stats.bootstrap_effect(moments[name][m][0] - moments[reference][m][0],
+                                            moments[name][m][1] - moments[reference][m][1], confidence, n)
+                  for m in compared if m in moments[name]}
         per_cat, p_holm = _per_category_tests(aligned[name].probs, aligned[reference].probs, t, categories)
         err_diff = np.array([c.error_diff for c in per_cat.values()])
         significant = p_holm < alpha
@@ -480,7 +529,8 @@ def evaluate(
 
     settings = Settings(truth.source, {k: v.source for k, v in preds.items()}, reference, int(n_resamples), seed,
                         int(n_bins), confidence, None if meta is None else (meta_source or "<memory>"),
-                        tuple(mass_ks), alpha, STECK_ALPHA, int(strata_quantiles))
+                        tuple(mass_ks), alpha, STECK_ALPHA, int(strata_quantiles),
+                        None if history is None else history.source, dict(lists or {}))
     return Evaluation(
         settings=settings,
         n_users=n,

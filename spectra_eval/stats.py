@@ -68,10 +68,12 @@ class PairedEffect:
     pvalue: float
     statistic: float | None = None
     n: int | None = None
+    test: str | None = None  # set when the p-value is not the default Wilcoxon signed-rank test
 
     def to_dict(self, estimate_key: str = "mean_diff") -> dict:
-        return {estimate_key: self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.pvalue,
-                "statistic": self.statistic, "n": self.n}
+        out = {estimate_key: self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.pvalue,
+               "statistic": self.statistic, "n": self.n}
+        return out if self.test is None else out | {"test": self.test}
 
     @classmethod
     def from_dict(cls, d, estimate_key: str = "mean_diff") -> "PairedEffect":
@@ -80,7 +82,7 @@ class PairedEffect:
 
         return cls(num(d[estimate_key]), num(d.get("ci_low")), num(d.get("ci_high")), num(d.get("p")),
                    None if d.get("statistic") is None else float(d["statistic"]),
-                   None if d.get("n") is None else int(d["n"]))
+                   None if d.get("n") is None else int(d["n"]), d.get("test"))
 
 
 def paired_effect(diff, resampled_means, confidence: float = CONFIDENCE) -> PairedEffect:
@@ -89,6 +91,24 @@ def paired_effect(diff, resampled_means, confidence: float = CONFIDENCE) -> Pair
     low, high = percentile_interval(resampled_means, confidence)
     test = paired_wilcoxon(d)
     return PairedEffect(float(d.mean()), float(low), float(high), test.pvalue, test.statistic, int(d.size))
+
+
+BOOTSTRAP_TEST = "paired bootstrap (two-sided: twice the smaller share of resampled differences on either side of 0)"
+
+
+def bootstrap_effect(estimate: float, resampled, confidence: float = CONFIDENCE, n: int | None = None) -> PairedEffect:
+    """:class:`PairedEffect` of a cohort statistic's paired difference from its resampled differences (B,).
+
+    The interval is the percentile interval (resamples where the statistic is undefined, NaN, are left out);
+    ``p = min(1, 2 min(P*(d <= 0), P*(d >= 0)))`` over the resamples, resolution 1/B.
+    """
+    d = np.asarray(resampled, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return PairedEffect(float(estimate), float("nan"), float("nan"), float("nan"), None, n, BOOTSTRAP_TEST)
+    low, high = percentile_interval(d, confidence)
+    p = min(1.0, 2.0 * min(float((d <= 0).mean()), float((d >= 0).mean())))
+    return PairedEffect(float(estimate), float(low), float(high), p, None, n, BOOTSTRAP_TEST)
 
 
 @dataclass(frozen=True)

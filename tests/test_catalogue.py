@@ -10,6 +10,7 @@ from spectra_eval import buckets, calibration, catalogue, divergences, evaluatio
 from spectra_eval.catalogue import COHORT, USER, Context, Metric
 from spectra_eval.evaluation import Evaluation, evaluate
 from spectra_eval.io import DistributionTable
+from spectra_eval.report import Report
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_per_user_kernels_equal_their_public_functions(tables):
 
 
 def test_compared_set_and_headers_come_from_the_catalogue():
-    assert catalogue.compared_keys() == ("js", "tv", "ndcg@5", "ndcg@10")
+    assert catalogue.compared_keys() == ("js", "tv", "ndcg@5", "ndcg@10", "personalization")
     assert catalogue.metric("js").header == "JS (bits) ↓"
     assert catalogue.metric("ndcg@10").header == "NDCG@10 ↑"
     assert catalogue.metric("mass@7").key == "mass@7"
@@ -100,3 +101,63 @@ def test_evaluation_core_imports_no_data_loaders_and_no_torch():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _personalization_tables():
+    rng = np.random.default_rng(5)
+    n, k = 150, 6
+    users = np.array([f"u{i}" for i in range(n)], dtype=object)
+    cats = tuple(f"c{i}" for i in range(k))
+    truth = rng.dirichlet(np.ones(k), n)
+    truth[:, 5] = truth[:, 5] * 0  # a category no user has: constant truth column, skipped
+    truth /= truth.sum(axis=1, keepdims=True)
+    personal = 0.6 * truth + 0.4 * rng.dirichlet(np.ones(k), n)
+    cohort = np.repeat(truth.mean(axis=0)[None], n, axis=0)  # the same row for everyone
+    make = lambda a, s: DistributionTable(users, cats, a, s)  # noqa: E731
+    return make(truth, "t"), {"personal": make(personal, "p"), "cohort": make(cohort, "c"),
+                              "noise": make(rng.dirichlet(np.ones(k), n), "n")}
+
+
+def test_personalization_against_scipy_pearson_and_a_direct_bootstrap():
+    from scipy import stats as sps
+
+    truth, preds = _personalization_tables()
+    ev = evaluate(truth, preds, "noise", n_resamples=200, seed=2)
+    t, p = truth.probs, preds["personal"].probs
+    kept = [c for c in range(6) if np.ptp(p[:, c]) > 0 and np.ptp(t[:, c]) > 0]
+    expected = np.mean([sps.pearsonr(p[:, c], t[:, c])[0] for c in kept])
+    got = ev.methods["personal"]["personalization"]
+    assert got["mean"] == pytest.approx(expected, rel=1e-10)
+    assert (got["n_categories"], got["n_skipped"]) == (5, 1)
+    # a direct bootstrap: resample users with the shared draw, correlation by numpy on the resampled rows
+    idx = np.random.default_rng(2).integers(0, 150, (200, 150))
+
+    def stat(rows, pred):
+        return np.nanmean([np.corrcoef(pred[rows, c], t[rows, c])[0, 1] for c in kept])
+
+    direct = np.array([stat(r, p) for r in idx])
+    lo, hi = np.percentile(direct, [2.5, 97.5])
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((lo, hi), rel=1e-8)
+    # the paired difference against the reference resamples both with the same draw
+    q = preds["noise"].probs
+    diff = direct - np.array([stat(r, q) for r in idx])
+    comp = ev.comparisons["personal vs noise"].diffs["personalization"]
+    assert comp.estimate == pytest.approx(expected - np.mean([sps.pearsonr(q[:, c], t[:, c])[0] for c in kept]))
+    assert (comp.ci_low, comp.ci_high) == pytest.approx(tuple(np.percentile(diff, [2.5, 97.5])), rel=1e-8)
+    assert comp.pvalue == pytest.approx(min(1, 2 * min((diff <= 0).mean(), (diff >= 0).mean())))
+    assert comp.test and "bootstrap" in comp.test
+
+
+def test_cohort_prior_has_no_personalization_and_a_personal_one_does():
+    truth, preds = _personalization_tables()
+    ev = evaluate(truth, preds, "noise", n_resamples=50)
+    assert ev.methods["personal"]["personalization"]["mean"] > 0.5
+    cohort = ev.methods["cohort"]["personalization"]
+    assert np.isnan(cohort["mean"]) and cohort["n_categories"] == 0  # no column varies across users
+    assert abs(ev.methods["noise"]["personalization"]["mean"]) < 0.2
+    d = ev.to_dict()["methods"]["cohort"]["personalization"]
+    assert d["n_skipped"] == 6
+    d_full = ev.to_dict()
+    table = Report(Evaluation.from_dict(d_full))
+    js = table.to_dataframe("js")
+    assert js.loc["personal", "personalization"] == d_full["methods"]["personal"]["personalization"]["mean"]

@@ -11,6 +11,12 @@ Tables are CSV or Parquet (by extension): a user_id column and one column per ca
 probability vector (finite, >= 0, summing to 1 within 1e-6). Method tables must have exactly the truth's
 users and categories (any order). Outputs: OUT/metrics.json (schema spectra.metrics/1) and
 OUT/per_user.parquet (one row per user and method). On bad input nothing is written and the exit status is 2.
+
+A recommendation list (--list NAME=FILE: user_id, item_id, rank) is evaluated as a method: with --items
+(item_id, categories joined by |) each item spreads one unit over its categories, weighted by position
+(--list-weights uniform, or dcg: 1/log2(rank + 1)), and each user's weighted mix is normalised
+(spectra_eval.lists). --history (a distribution table such as history-uhf.csv) adds taste_js: the JS (bits)
+between every method's distribution and the user's history distribution.
 """
 
 
@@ -19,8 +25,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--truth", required=True, metavar="T",
                         help="truth table: each user's empirical future category distribution")
-    parser.add_argument("--pred", required=True, action="append", metavar="NAME=FILE", default=None,
+    parser.add_argument("--pred", action="append", metavar="NAME=FILE", default=None,
                         help="a method's predicted distribution table, under a name (repeat for each method)")
+    parser.add_argument("--list", action="append", metavar="NAME=FILE", default=None, dest="lists",
+                        help="a recommendation list (user_id, item_id, rank) evaluated as a method (needs --items)")
+    parser.add_argument("--items", default=None, metavar="I",
+                        help="items table for --list: item_id, categories (labels joined by |)")
+    parser.add_argument("--list-weights", choices=("uniform", "dcg"), default="uniform",
+                        help="position weights of list items: uniform, or dcg = 1/log2(rank + 1) (default uniform)")
+    parser.add_argument("--history", default=None, metavar="FILE",
+                        help="each user's history distribution table (e.g. history-uhf.csv): adds taste_js, the JS "
+                             "of every method to it")
     parser.add_argument("--reference", required=True, metavar="NAME",
                         help="the --pred NAME every other method is compared with (differences are method - reference)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -35,16 +50,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "adds per-stratum JS deltas with range and wins")
 
 
-def parse_preds(items: list[str]) -> dict[str, str]:
-    """``["NAME=FILE", ...]`` -> ``{NAME: FILE}``; malformed or repeated names are input errors."""
+def parse_preds(items: list[str], flag: str = "--pred", taken=()) -> dict[str, str]:
+    """``["NAME=FILE", ...]`` -> ``{NAME: FILE}``; malformed or repeated names (also among ``taken``) are input
+    errors."""
     preds: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
         name, path = name.strip(), path.strip()
         if not sep or not name or not path:
-            raise SpectraInputError(f"--pred {item!r}: expected NAME=FILE")
-        if name in preds:
-            raise SpectraInputError(f"--pred {item!r}: method name {name!r} is given more than once")
+            raise SpectraInputError(f"{flag} {item!r}: expected NAME=FILE")
+        if name in preds or name in taken:
+            raise SpectraInputError(f"{flag} {item!r}: method name {name!r} is given more than once")
         preds[name] = path
     return preds
 
@@ -53,9 +69,17 @@ def run(args) -> int:
     from spectra_eval.evaluation import evaluate
     from spectra_eval.io import atomic_outputs, read_distribution_table, read_frame, write_frame, write_json
 
-    preds = parse_preds(args.pred)
-    if args.reference not in preds:
-        raise SpectraInputError(f"--reference {args.reference!r} is not among the --pred names ({', '.join(preds)})")
+    preds = parse_preds(args.pred or [])
+    lists = parse_preds(args.lists or [], "--list", preds)
+    if not preds and not lists:
+        raise SpectraInputError("give at least one --pred NAME=FILE or --list NAME=FILE")
+    if lists and not args.items:
+        raise SpectraInputError("--list needs --items (item_id, categories)")
+    if args.items and not lists:
+        raise SpectraInputError("--items is only used with --list")
+    if args.reference not in preds | lists:
+        raise SpectraInputError(f"--reference {args.reference!r} is not among the --pred/--list names "
+                                f"({', '.join(preds | lists)})")
     for flag, value in (("--bootstrap", args.bootstrap), ("--bins", args.bins)):
         check_positive_int(value, flag, message="{name} must be at least {minimum}, got {value}")
     out = Path(args.out)
@@ -64,9 +88,17 @@ def run(args) -> int:
 
     truth = read_distribution_table(args.truth)
     tables = {name: read_distribution_table(path, like=truth) for name, path in preds.items()}
+    if lists:
+        from spectra_eval.lists import read_items, read_list
+
+        items = read_items(args.items, truth.categories)
+        tables |= {name: read_list(path, items, truth.categories, args.list_weights, items_source=args.items)
+                   for name, path in lists.items()}
+    history = read_distribution_table(args.history, like=truth) if args.history else None
     meta = read_frame(args.meta) if args.meta else None
     result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
-                      meta=meta, meta_source=args.meta)
+                      meta=meta, meta_source=args.meta, history=history,
+                      lists={name: {"items": args.items, "weights": args.list_weights} for name in lists})
     with atomic_outputs(out) as stage:
         write_json(stage / "metrics.json", result.to_dict())
         write_frame(stage / "per_user.parquet", result.per_user_frame())
@@ -79,14 +111,16 @@ def summary(metrics: dict) -> str:
     """A short fixed-width table of the headline numbers in a metrics.json dict."""
     rows = [f"{metrics['n_users']} users x {metrics['n_categories']} categories; "
             f"{metrics['settings']['bootstrap']} bootstrap resamples, 95% CIs; JS in bits"]
-    head = f"{'method':<16}{'JS':>24}{'NDCG@10':>24}{'tail mass':>11}{'ECE':>8}{'head ECE':>10}"
+    head = f"{'method':<16}{'JS':>24}{'NDCG@10':>24}{'personal.':>10}{'tail mass':>11}{'ECE':>8}{'head ECE':>10}"
     rows += [head, "-" * len(head)]
 
     def ci(m):
         return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
     for name, m in metrics["methods"].items():
-        rows.append(f"{name:<16}{ci(m['js']):>24}{ci(m['ndcg@10']):>24}{m['bucket_mass']['tail']:>11.3f}"
+        personal = (m.get("personalization") or {}).get("mean")
+        rows.append(f"{name:<16}{ci(m['js']):>24}{ci(m['ndcg@10']):>24}{_num(personal, '.3f'):>10}"
+                    f"{m['bucket_mass']['tail']:>11.3f}"
                     f"{_num(m['ece']['overall']):>8}{_num(m['ece']['head']):>10}")
     rows.append(f"(truth tail mass {metrics['truth']['bucket_mass']['tail']:.3f})")
     for name, c in metrics["comparisons"].items():

@@ -88,11 +88,19 @@ def tail_mass_table(ev: Evaluation) -> Table:
     ), "tail-mass", "Method", cols, tuple(rows))
 
 
+def has_personalization(ev: Evaluation) -> bool:
+    return any("personalization" in m for m in ev.methods.values())
+
+
 def js_table(ev: Evaluation) -> Table:
-    """Paper Table 3: Jensen-Shannon divergence to the truth with CI half-widths, and Delta vs the reference."""
+    """Paper Table 3 (the main table): JS to the truth with CI half-widths, Delta vs the reference, and (when the
+    evaluation has it) personalization, which tells a personalised predictor from the cohort prior."""
     ref = setting(ev, ev.settings.reference)
     spec = metric("js")
     cols = (Column("js", f"JS ({ev.unit}) ↓", spec.direction), Column("delta_js", f"Δ JS vs {ref} ↓", spec.direction))
+    personal = has_personalization(ev)
+    if personal:
+        cols += (metric_column(metric("personalization")),)
     rows = []
     for name in ev.methods:
         comp = ev.comparison_for(name)
@@ -101,12 +109,23 @@ def js_table(ev: Evaluation) -> Table:
         else:
             d = comp.diffs["js"]
             delta = num(d.estimate, 3, (d.ci_low, d.ci_high), sig(d.pvalue, ev.settings.alpha))
-        rows.append(Row(name, (mean_cell(ev, name, "js"), delta)))
+        cells = (mean_cell(ev, name, "js"), delta)
+        if personal:
+            r = ev.methods[name].get("personalization") or {}
+            mark = sig(comp.diffs["personalization"].pvalue, ev.settings.alpha) if comp and "personalization" in comp.diffs else ""
+            cells += (num(r.get("mean"), 3, (r.get("ci_low"), r.get("ci_high")), mark),)
+        rows.append(Row(name, cells))
+    notes = (test_note(ev, "per-user JS"),)
+    if personal:
+        notes += (f"{DAGGER} on personalization: the paired bootstrap difference from the reference excludes 0 at "
+                  f"p < {ev.settings.alpha:g} (two-sided bootstrap p). Personalization is the mean over categories of "
+                  "the Pearson correlation across users between predicted and true mass; a prior that gives every "
+                  "user the same distribution has no varying category and shows –.",)
     return Table("js", "Distributional alignment", caption(
         f"Jensen–Shannon divergence between each method's distribution and the user's empirical category "
         f"distribution, averaged over users, in {ev.unit}; Δ = method − {ref}, paired per user.",
         ci_phrase(ev), cohort_phrase(ev),
-    ), "js", "Method", cols, bold_columns(cols, rows), (test_note(ev, "per-user JS"),))
+    ), "js", "Method", cols, bold_columns(cols, rows), notes)
 
 
 def ndcg_table(ev: Evaluation) -> Table:
