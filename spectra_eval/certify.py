@@ -129,13 +129,6 @@ def mass_captured(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, truth, 0.0).sum(axis=1)
 
 
-def _check_k_below(k, n_categories: int) -> int:
-    k = check_count(k, name="k")
-    if k >= n_categories:
-        raise SpectraInputError(f"k: {k} must be smaller than the number of categories ({n_categories})")
-    return k
-
-
 def _check_certificate(name: str, allow_invalid: bool = False) -> str:
     if name not in LINF_CERTIFICATES:
         raise SpectraInputError(f"unknown certificate {name!r}; choose one of {', '.join(LINF_CERTIFICATES)}")
@@ -145,13 +138,6 @@ def _check_certificate(name: str, allow_invalid: bool = False) -> str:
                                 f"counterexample); choose one of {valid}, or pass --allow-invalid to compute it "
                                 "anyway (marked invalid in every output)")
     return name
-
-
-def _check_tau(tau) -> float:
-    tau = check_fraction(tau, name="tau")
-    if tau >= 1.0:
-        raise SpectraInputError(f"tau: {tau:g} is outside [0, 1)")
-    return tau
 
 
 # ---------------------------------------------------------------- Theorem 1 (mass captured) and Theorem 4 (DCG@k)
@@ -240,8 +226,8 @@ def theorem1(truth, probe, dg, *, k: int = 5, certificate: str = "direct_linf", 
     :math:`M(G^*) > M(L)` (theory/README.md). Gain is the mass-captured difference :math:`M(L_S,\theta_*) - M(L,\theta_*)`.
     """
     truth, probe, dg = check_three(truth, probe, dg)
-    return _theorem1(truth, probe, dg, _check_k_below(k, truth.shape[1]),
-                     _check_certificate(certificate, allow_invalid), _check_tau(tau), check_alpha(alpha))
+    return _theorem1(truth, probe, dg, check_count(k, name="k", below=truth.shape[1], what="the number of categories"),
+                     _check_certificate(certificate, allow_invalid), check_fraction(tau, name="tau", open_right=True), check_alpha(alpha))
 
 
 def _theorem1(truth, probe, dg, k: int, certificate: str, tau: float, alpha: float) -> Theorem1Result:
@@ -341,7 +327,7 @@ def regime(truth, probe, dg, *, chain: str = HEADLINE_CHAIN, tau: float = 0.0) -
     if not get_chain(chain).valid:
         raise SpectraInputError(f"chain {chain!r} is not a valid TV bound; a certificate needs a valid chain")
     truth, probe, dg = (normalise(a)[0] for a in check_three(truth, probe, dg))
-    return _regime(truth, probe, dg, chain, _check_tau(tau))
+    return _regime(truth, probe, dg, chain, check_fraction(tau, name="tau", open_right=True))
 
 
 def _regime(truth, probe, dg, chain: str, tau: float) -> RegimeResult:
@@ -606,13 +592,13 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
     users and categories; with ``counts`` the truth is counts / n_u)."""
     alpha = check_alpha(alpha)
     routes = check_count(routes, name="routes")
-    tau = _check_tau(tau)
+    tau = check_fraction(tau, name="tau", open_right=True)
     beta = check_alpha(beta, name="beta")
     observed = _observed_truth(truth, counts)
     aligned = align_tables(observed, {"probe": probe, "dg": dg})
     (t, t_defect), (s, s_defect), (d, d_defect) = (normalise(x) for x in
                                                    (observed.probs, aligned["probe"].probs, aligned["dg"].probs))
-    k = _check_k_below(k, t.shape[1])
+    k = check_count(k, name="k", below=t.shape[1], what="the number of categories")
     certificate = _check_certificate(certificate, allow_invalid)
     level = alpha / routes
     reg = _regime(t, s, d, HEADLINE_CHAIN, tau)

@@ -207,24 +207,28 @@ def check_alpha(alpha, *, name: str = "alpha", upper_closed: bool = False) -> fl
     return alpha
 
 
-def check_count(value, *, name: str, minimum: int = 1) -> int:
-    """Check an integer count (``3`` or ``3.0``) is at least ``minimum``."""
+def check_count(value, *, name: str, minimum: int = 1, below: int | None = None, what: str = "") -> int:
+    """Check an integer count (``3`` or ``3.0``) is at least ``minimum`` (and smaller than ``below``, which
+    ``what`` names in the message)."""
     try:
         as_float = float(value)
     except (TypeError, ValueError):
         raise SpectraInputError(f"{name}: {value!r} is not an integer") from None
-    return check_positive_int(as_float, name, minimum=minimum, whole_numbers=True,
-                              message="{name}: {value:g} must be an integer >= {minimum}")
+    count = check_positive_int(as_float, name, minimum=minimum, whole_numbers=True,
+                               message="{name}: {value:g} must be an integer >= {minimum}")
+    if below is not None and count >= below:
+        raise SpectraInputError(f"{name}: {count} must be smaller than {what or below} ({below})")
+    return count
 
 
-def check_fraction(value, *, name: str) -> float:
-    """Check a fraction lies in [0, 1]."""
+def check_fraction(value, *, name: str, open_right: bool = False) -> float:
+    """Check a fraction lies in [0, 1] (or [0, 1) with ``open_right``)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise SpectraInputError(f"{name}: {value!r} is not a number") from None
-    if not (0.0 <= value <= 1.0):
-        raise SpectraInputError(f"{name}: {value:g} is outside [0, 1]")
+    if not (0.0 <= value <= 1.0) or (open_right and value == 1.0):
+        raise SpectraInputError(f"{name}: {value:g} is outside [0, 1{')' if open_right else ']'}")
     return value
 
 
