@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "spectra.metrics/1"
 ALPHA = 0.05
+POPULATION = ("CIs and tests are about users drawn i.i.d. like this cohort, each judged on their observed future "
+              "mix (the truth table); every number is about the observed mix, not a latent preference")
 
 
 # ------------------------------------------------------------------ result objects
