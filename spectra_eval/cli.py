@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "certify": ("spectra_eval.commands.certify", "certify probe-vs-DG dominance per user (observed; latent with --counts) and lift it"),
     "theory": ("spectra_eval.commands.theory", "evaluate the TV bound chains (phi) and the DKW cohort certificate"),
     "report": ("spectra_eval.commands.report", "render Markdown/LaTeX tables and PNG/PDF figures from JSON outputs"),
+    "fuse": ("spectra_eval.commands.fuse", "fuse SPECTRA as a category prior into a base ranker's candidate scores"),
     "probe": ("spectra_probe.commands.probe", "probe an LLM for per-user category distributions"),
     "train": ("spectra_probe.commands.train", "CPT then LoRA SFT alignment training"),
     "demo": ("spectra_probe.commands.demo", "end-to-end MovieLens-100k demo on CPU"),

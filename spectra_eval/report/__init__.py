@@ -4,7 +4,8 @@ Computation and rendering are separate (as in ranx's ``Report``):
 
 * :data:`DOCUMENTS`: the JSON outputs a report reads, each with the typed result it is rebuilt into
   (``metrics.json`` -> :class:`~spectra_eval.evaluation.Evaluation`, ``certificate.json`` ->
-  :class:`~spectra_eval.certify.Certificate`);
+  :class:`~spectra_eval.certify.Certificate`, ``fusion.json`` and every ``fusion-NAME.json`` ->
+  :class:`~spectra_eval.fusion.FusionRuns`, one run per file);
 * :data:`TABLES`: one :class:`TableSpec` per table: the document it needs, the function that computes a
   :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies. Table functions live
   in :mod:`.metric_tables` and :mod:`.certificate_tables`; figures in :mod:`.figures`;
@@ -25,8 +26,11 @@ from spectra_eval.certify import SCHEMA as CERTIFICATE_SCHEMA
 from spectra_eval.certify import Certificate
 from spectra_eval.evaluation import SCHEMA as METRICS_SCHEMA
 from spectra_eval.evaluation import Evaluation
+from spectra_eval.fusion import SCHEMA as FUSION_SCHEMA
+from spectra_eval.fusion import FusionRuns
 from spectra_eval.io import check_schema, json_safe, read_json
 from spectra_eval.report import certificate_tables as ct
+from spectra_eval.report import fusion_tables as ft
 from spectra_eval.report.certificate_tables import READING_NAMES
 from spectra_eval.report import metric_tables as mt
 from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit, markup_to_latex, markup_to_plain,
@@ -52,11 +56,13 @@ class Document:
     file: str
     schema: str
     load: Callable[[Mapping, str], Any]
+    pattern: str | None = None  # more files of the same kind (glob); load then gets {"runs": {file: JSON}}
 
 
 DOCUMENTS: dict[str, Document] = {d.key: d for d in (
     Document("metrics", METRICS_FILE, METRICS_SCHEMA, Evaluation.from_dict),
     Document("certificate", CERTIFICATE_FILE, CERTIFICATE_SCHEMA, Certificate.from_dict),
+    Document("fusion", "fusion.json", FUSION_SCHEMA, FusionRuns.from_dict, pattern="fusion-*.json"),
 )}
 
 
@@ -89,6 +95,7 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
     TableSpec("certificate_population", "certificate", ct.population_table, ct.has_population_bounds,
               "has no population bounds (written by an older spectra certify)"),
     TableSpec("dkw", "certificate", ct.dkw_table, lambda c: c.dkw is not None, "has no dkw block"),
+    TableSpec("fusion", "fusion", ft.fusion_table),
 )}
 
 
@@ -151,7 +158,11 @@ class Report:
         docs = {}
         for key, spec in DOCUMENTS.items():
             path = directory / spec.file
-            if path.exists():
+            if spec.pattern is not None:  # one document from several files, in file-name order
+                paths = ([path] if path.exists() else []) + sorted(directory.glob(spec.pattern))
+                if paths:
+                    docs[key] = spec.load({"runs": {p.name: read_json(p) for p in paths}}, str(directory))
+            elif path.exists():
                 docs[key] = spec.load(read_json(path), str(path))
         if not docs:
             names = " nor ".join(d.file for d in DOCUMENTS.values())

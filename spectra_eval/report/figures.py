@@ -9,6 +9,8 @@ fixed colour per method across figures (the reference in grey), and is saved as 
   sorted by true frequency, head/mid/tail bands shaded.
 * :func:`quartile_delta_figure`: per-quartile Delta JS (method - reference) with bootstrap CIs.
 * :func:`js_ndcg_figure`: JS and NDCG@5/@10 per method with bootstrap CIs.
+* :func:`fusion_lambda_figure`: item-level NDCG@k against the fusion weight lambda, one panel per popularity
+  slice, one line per fusion run (``fusion*.json``), with bootstrap CIs.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from matplotlib.patches import Patch
 
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
+from spectra_eval.fusion import SLICES, FusionRuns
 
 log = logging.getLogger(__name__)
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph at INFO
@@ -208,6 +211,39 @@ def js_ndcg_figure(ev: Evaluation) -> Figure:
     return fig
 
 
+@_with_rc
+def fusion_lambda_figure(runs: FusionRuns) -> Figure:
+    from spectra_eval.report.fusion_tables import SLICE_LABELS, run_label
+
+    fig = Figure(figsize=(WIDTH_IN, 3.2), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    for j, run in enumerate(runs.runs.values()):
+        lambdas = list(run.settings.lambdas)
+        x = np.arange(len(lambdas))  # lambdas at equal spacing, labelled as written (0 cannot go on a log axis)
+        for ax, s in zip(axes, SLICES):
+            cells = [run.results[lam][s].metrics[run.ndcg_key] for lam in lambdas]
+            mean = np.array([c.mean for c in cells], dtype=float)
+            lo = np.array([c.ci_low for c in cells], dtype=float)
+            hi = np.array([c.ci_high for c in cells], dtype=float)
+            colour = OKABE_ITO[j % len(OKABE_ITO)]
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
+            ax.plot(x, mean, marker="o", ms=2.5, lw=0.9, color=colour, label=_label(run_label(run)) if s == "all" else None)
+            best = lambdas.index(run.best_lambda)
+            ax.plot(x[best], mean[best], marker="*", ms=6, color=colour, zorder=4)
+    first = next(iter(runs.runs.values()))
+    for ax, s in zip(axes, SLICES):
+        ax.set_title(SLICE_LABELS[s], pad=2)
+        ax.set_xticks(np.arange(len(first.settings.lambdas)), list(first.settings.lambdas))
+        ax.grid(axis="y", color="0.85", lw=0.4)
+        _style(ax)
+    for ax in axes[2:]:
+        ax.set_xlabel("λ")
+    for ax in axes[::2]:
+        ax.set_ylabel(first.ndcg_key.replace("ndcg", "NDCG"))
+    fig.legend(loc="outside upper center", ncol=2, frameon=False, handlelength=1.2)
+    return fig
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     """A figure: its draw function (None: nothing to draw), its caption (markup) and the document it reads."""
@@ -229,6 +265,10 @@ FIGURES: dict[str, FigureSpec] = {
                                                         "method."),
     "js_ndcg": FigureSpec(js_ndcg_figure, "JS divergence to the truth (left) and NDCG@5/@10 (right) per method, with "
                                           "bootstrap 95% CIs."),
+    "fusion_lambda": FigureSpec(fusion_lambda_figure, "Item-level NDCG@k against the fusion weight λ per popularity "
+                                                      "slice of the held-out item, one line per base ranker and "
+                                                      "candidate-set size; bands: bootstrap 95% CIs; star: the "
+                                                      "run's best λ.", document="fusion"),
 }
 
 
