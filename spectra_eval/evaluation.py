@@ -484,7 +484,7 @@ def evaluate(
     matrix = np.column_stack([per_user[name][m] for name, m in columns])
 
     log.info("paired bootstrap: %d resamples of %d users", n_resamples, n)
-    indices = stats.bootstrap_indices(n, int(n_resamples), seed)  # the one paired draw
+    indices = stats.bootstrap_draw(n, int(n_resamples), seed)  # the one paired draw, streamed (never held)
     boot = stats.bootstrap_means(matrix, indices)
     low, high = stats.percentile_interval(boot, confidence)
     means = matrix.mean(axis=0)

@@ -137,7 +137,7 @@ def group_deltas(
                 res[str(level)] = PairedEffect(*(float("nan"),) * 5, 0)
             continue
         sub = d2[rows]
-        idx = stats.bootstrap_indices(rows.size, n_resamples, stats.derived_rng(seed, *key, i))
+        idx = stats.bootstrap_draw(rows.size, n_resamples, stats.derived_rng(seed, *key, i))
         means = stats.bootstrap_means(sub, idx)
         for j, res in enumerate(out):
             res[str(level)] = stats.paired_effect(sub[:, j], means[:, j], confidence)

@@ -13,13 +13,25 @@ Conventions (written into every output that uses them):
 
 Resampled means are computed chunk by chunk (``chunk`` resamples at a time). With many columns each chunk
 becomes a count matrix ``C`` (``C[b, u]`` = times user ``u`` is drawn in resample ``b``, one
-``np.bincount``) and the means of every column at once are ``C @ values / n``; with a few columns, summing
-the gathered values ``np.take(column, indices)`` is cheaper.
+``np.bincount`` per resample) and the means of every column at once are ``C @ values / n``; with a few
+columns, summing the gathered values ``np.take(column, indices)`` is cheaper.
+
+At platform scale the draw itself is the problem: (1,000, 1,000,000) int64 indices are 8 GB.
+:func:`bootstrap_draw` returns a :class:`BootstrapDraw`, which keeps only the generator's starting state and
+regenerates consecutive resamples block by block, so memory is ``chunk * n`` indices. numpy's
+``Generator.integers`` continues one stream across calls (a bounded draw's 32-bit half-words are buffered in
+the bit generator's state, not in the call), so blocks of rows of any size concatenate to exactly the
+one-shot array: the streamed draw *is* ``default_rng(seed).integers(0, n, (B, n))`` and every number is the
+one the materialised draw gives. The means are still computed 100 resamples per step whatever the memory:
+BLAS may round a matrix product differently for another block height (a 1-row product differs in the last
+bits), and the chunk is part of what makes the numbers reproducible.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy import stats as _st
@@ -223,19 +235,68 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def bootstrap_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator | None = SEED) -> np.ndarray:
-    """The shared user-level resampling draw: ``default_rng(seed).integers(0, n, (n_resamples, n))``."""
+def _check_draw(n: int, n_resamples: int) -> None:
     if n < 1:
         raise ValueError("bootstrap needs at least one user")
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
+
+
+def bootstrap_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator | None = SEED) -> np.ndarray:
+    """The shared user-level resampling draw: ``default_rng(seed).integers(0, n, (n_resamples, n))``."""
+    _check_draw(n, n_resamples)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return rng.integers(0, n, size=(n_resamples, n))
 
 
+class BootstrapDraw:
+    """The draw of :func:`bootstrap_indices`, regenerated block by block instead of held (shape (B, n)).
+
+    Only the generator's starting state is stored; :meth:`blocks` replays the stream from it, so every pass
+    over the draw sees the same indices, and ``np.asarray(draw)`` is the materialised array.
+    """
+
+    def __init__(self, n: int, n_resamples: int, rng: np.random.Generator):
+        self.shape = (int(n_resamples), int(n))
+        self._bit_generator = type(rng.bit_generator)
+        self._state = copy.deepcopy(rng.bit_generator.state)
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, indices[start:start + rows])`` for consecutive blocks of resamples, in order."""
+        bit_generator = self._bit_generator()
+        bit_generator.state = copy.deepcopy(self._state)
+        rng = np.random.Generator(bit_generator)
+        n_resamples, n = self.shape
+        for start in range(0, n_resamples, max(1, int(rows))):
+            yield start, rng.integers(0, n, size=(min(rows, n_resamples - start), n))
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.concatenate([block for _, block in self.blocks(self.shape[0])])
+        return out if dtype is None else out.astype(dtype)
+
+
+def bootstrap_draw(n: int, n_resamples: int = N_RESAMPLES,
+                   seed: int | np.random.Generator | None = SEED) -> BootstrapDraw:
+    """:func:`bootstrap_indices` as a :class:`BootstrapDraw`: the same indices, generated as they are used.
+
+    A Generator given as ``seed`` is not advanced (its state is copied).
+    """
+    _check_draw(n, n_resamples)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return BootstrapDraw(n, n_resamples, rng)
+
+
+def _index_blocks(indices, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    if isinstance(indices, BootstrapDraw):
+        yield from indices.blocks(rows)
+    else:
+        for start in range(0, indices.shape[0], rows):
+            yield start, indices[start : start + rows]
+
+
 def bootstrap_means(
     values,
-    indices: np.ndarray | int | None = None,
+    indices: np.ndarray | BootstrapDraw | int | None = None,
     *,
     seed: int | None = SEED,
     chunk: int = CHUNK,
@@ -246,11 +307,11 @@ def bootstrap_means(
     ----------
     values : array (n,) or (n, m)
         Per-user values; the m columns (methods, metrics) are resampled with the same user indices.
-    indices : array (B, n), int or None
-        A draw from :func:`bootstrap_indices`; an int B draws ``bootstrap_indices(n, B, seed)``; None draws
-        :data:`N_RESAMPLES`.
+    indices : array (B, n), BootstrapDraw, int or None
+        A draw from :func:`bootstrap_indices` or :func:`bootstrap_draw` (streamed: never held whole); an int B
+        streams ``bootstrap_draw(n, B, seed)``; None streams :data:`N_RESAMPLES`.
     chunk : int
-        Resamples handled per step (memory is ``chunk * n`` counts).
+        Resamples handled per step (memory is ``chunk * n`` indices and counts).
 
     Returns
     -------
@@ -263,23 +324,23 @@ def bootstrap_means(
     v2 = v[:, None] if one_d else v
     n = v2.shape[0]
     if indices is None or np.isscalar(indices):
-        indices = bootstrap_indices(n, N_RESAMPLES if indices is None else int(indices), seed)
-    indices = np.asarray(indices)
-    if indices.ndim != 2 or indices.shape[1] != n:
+        indices = bootstrap_draw(n, N_RESAMPLES if indices is None else int(indices), seed)
+    if not isinstance(indices, BootstrapDraw):
+        indices = np.asarray(indices)
+    if len(indices.shape) != 2 or indices.shape[1] != n:
         raise ValueError(f"indices must have shape (n_resamples, {n}), got {indices.shape}")
     n_resamples = indices.shape[0]
     out = np.empty((n_resamples, v2.shape[1]))
-    chunk = max(1, int(chunk))
     columns = np.ascontiguousarray(v2.T)
-    for start in range(0, n_resamples, chunk):
-        block = indices[start : start + chunk]
+    for start, block in _index_blocks(indices, max(1, int(chunk))):
         rows = block.shape[0]
         if v2.shape[1] <= _GATHER_MAX_COLUMNS:  # few columns: summing gathered values is cheapest
             for j, col in enumerate(columns):
                 out[start : start + rows, j] = np.take(col, block).sum(axis=1)
-        else:  # many columns: one count matrix serves them all
-            flat = (block + (np.arange(rows) * n)[:, None]).ravel()
-            counts = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+        else:  # many columns: one count matrix serves them all (one bincount per resample: no flat copy)
+            counts = np.empty((rows, n))
+            for r in range(rows):
+                counts[r] = np.bincount(block[r], minlength=n)
             out[start : start + rows] = counts @ v2
     out /= n
     return out[:, 0] if one_d else out
