@@ -10,6 +10,18 @@ Reports, for K = 19 and K = 1,311 probe suffixes after 300-token prefixes:
     bf16 peak that the measured throughput achieves (``achieved FLOP/s / peak``),
   * the users/s a naive engine would be capped at by the FLOP limit (K full prompts per user),
   * a correctness check: packed vs naive engine on two users (bf16, max abs difference of the yes/no logits).
+
+``--ray``: ``spectra probe --ray local`` on this machine with 1, 2, .. all GPUs (one actor per GPU, transformers
+bf16 or ``--ray-backend vllm``): steady users/s, per-GPU users/s and scaling efficiency, start-up cost, next to
+one process on one GPU (``benchmarks/bench_probe_ray.py`` does the timing).
+
+``--vllm``: a smoke test of the vLLM backend against the transformers backend (needs ``pip install .[vllm]``):
+exact next-token method in use and no approximation; yes/no scores of a few users x K = 19 equal to
+transformers' within bf16 tolerance, identical suffix tokens; ``num_cached_tokens > 0`` for prompts 2..K of a
+user; name scores unchanged when the users are permuted; a LoRA adapter changes the scores and matches
+transformers with the adapter merged; greedy ``generate`` text equal to transformers'; the vLLM version and
+model runner recorded. Both modes use ``--model DIR`` or a random Qwen3 saved to a temporary directory.
+None of these modes has run on the machine this was written on (no GPU, no vLLM there).
 """
 from __future__ import annotations
 
@@ -83,6 +95,157 @@ def flops_per_user(cfg: dict, prefix: int, suffix_lengths, shared: bool = True) 
     return total
 
 
+SMALL = dict(QWEN3_8B, hidden_size=1024, intermediate_size=3072, num_hidden_layers=8, num_attention_heads=16,
+             num_key_value_heads=8, head_dim=64, vocab_size=4096)
+CATS = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+        "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "IMAX"]
+
+
+def saved_model(args, directory) -> str:
+    """``--model`` or a random Qwen3 (``--shape``) with a locally trained tokenizer saved under ``directory``."""
+    if args.model:
+        return args.model
+    import torch
+
+    from spectra_probe.tiny import sample_corpus, save_tiny, train_tokenizer
+
+    cfg = {"8b": QWEN3_8B, "small": SMALL}[args.shape]
+    tok = train_tokenizer(sample_corpus(4000) + [f" {c} Yes No yes no" for c in CATS] * 20,
+                          vocab_size=min(cfg["vocab_size"], 4000))
+    model = build_model({**cfg, "vocab_size": max(len(tok), 4000)}, torch.bfloat16, "cuda")
+    return str(save_tiny(model, tok, f"{directory}/model"))
+
+
+def ray_scaling(args) -> dict:
+    """Users/s of ``--ray local`` with 1..all GPUs (one actor each) and of one process on one GPU."""
+    import dataclasses
+    import tempfile
+
+    import pandas as pd
+    import torch
+
+    from bench_probe_ray import timed
+    from spectra_probe.run import ProbeConfig, run_probe
+    from spectra_probe.scoring import ScorerOptions
+    from spectra_probe.run.ray_executor import run_probe_on_ray
+    from spectra_probe.tiny import sample_corpus
+
+    n_gpus = torch.cuda.device_count()
+    report = {"device": torch.cuda.get_device_name(0), "gpus": n_gpus, "backend": args.ray_backend, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="spectra-gpu-ray-") as tmp:
+        model = saved_model(args, tmp)
+        words = " ".join(sample_corpus(20 * args.users)).split()
+        contexts = [" ".join(words[(u * 250) % len(words):][:250]) for u in range(args.users)]
+        pd.DataFrame({"user_id": [f"u{u}" for u in range(args.users)], "context": contexts}).to_csv(
+            f"{tmp}/contexts.csv", index=False)
+        with open(f"{tmp}/categories.txt", "w") as fh:
+            fh.write("\n".join(CATS) + "\n")
+        vllm = args.ray_backend == "vllm"
+        base = ProbeConfig(model=model, contexts=f"{tmp}/contexts.csv", categories=f"{tmp}/categories.txt",
+                           method="yesno", out=f"{tmp}/single.csv", backend=args.ray_backend,
+                           device="cpu" if vllm else "cuda", dtype="bfloat16", progress=False,
+                           checkpoint_every=256 if vllm else 64,
+                           options=ScorerOptions(verbalizers_yes=(" Yes",), verbalizers_no=(" No",)))
+        single = timed(base, run_probe)
+        report["single"] = {k: v for k, v in single.items() if k != "output"}
+        print(f"one process, 1 GPU: steady {single['steady_users_per_s']:.1f} users/s, "
+              f"total {single['total_s']:.1f} s")
+        for w in range(1, n_gpus + 1):
+            cfg = dataclasses.replace(base, out=f"{tmp}/ray{w}.csv", ray="local", workers=w, gpus_per_worker=1)
+            r = timed(cfg, run_probe_on_ray)
+            run = {k: v for k, v in r.items() if k != "output"} | {"workers": w}
+            run["per_gpu_users_per_s"] = r["steady_users_per_s"] / w
+            run["scaling_efficiency"] = r["steady_users_per_s"] / (w * report.get("per_gpu_1", r["steady_users_per_s"]))
+            report.setdefault("per_gpu_1", r["steady_users_per_s"])
+            run["max_abs_diff_vs_single"] = float(abs(r["output"].table.probs - single["output"].table.probs).max())
+            report["runs"].append(run)
+            print(f"ray, {w} GPU(s): steady {r['steady_users_per_s']:.1f} users/s "
+                  f"({run['per_gpu_users_per_s']:.1f} per GPU, efficiency {run['scaling_efficiency']:.2f}), "
+                  f"start-up {r['startup_s']:.1f} s, max |diff| vs one process {run['max_abs_diff_vs_single']:.2g}")
+    return report
+
+
+def vllm_smoke(args) -> dict:
+    """The vLLM backend against the transformers backend on one GPU (checks listed in the module docstring)."""
+    import tempfile
+
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from spectra_probe.backends.base import ScoreRequest, plan_groups
+    from spectra_probe.backends.hf import HFBackend
+    from spectra_probe.backends.vllm import VLLMBackend
+    from spectra_probe.scoring.base import resolve_yes_no
+    from spectra_probe.tiny import sample_corpus
+
+    checks, tol = {}, args.bf16_tol
+    with tempfile.TemporaryDirectory(prefix="spectra-vllm-smoke-") as tmp:
+        model_dir = saved_model(args, tmp)
+        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16),
+                              LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                         init_lora_weights=False))
+        peft.save_pretrained(f"{tmp}/adapter", safe_serialization=True)
+        del peft
+        hf = HFBackend(model_dir, dtype="bfloat16", device="cuda")
+        hf_lora = HFBackend(model_dir, adapter_dir=f"{tmp}/adapter", merge_adapter=True, dtype="bfloat16",
+                            device="cuda")
+        vl = VLLMBackend(model_dir, adapter_dir=f"{tmp}/adapter", dtype="bfloat16",
+                         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=2048)
+        tok, info = vl.tokenizer, vl.describe()
+        ids = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" Yes",), (" No",)), ()))
+        prefixes = [" ".join(sample_corpus(60, seed=u)) + "\nQuestion:" for u in range(args.smoke_users)]
+        yesno = [ScoreRequest(p, tuple(f" would the user enjoy {c}? Answer:" for c in CATS), ids) for p in prefixes]
+        names = [ScoreRequest(p + " The next category is", tuple(f" {c}" for c in CATS), ()) for p in prefixes]
+
+        def score_base(reqs):
+            lora, vl._lora = vl._lora, None
+            try:
+                return vl.score(reqs)
+            finally:
+                vl._lora = lora
+
+        def yes_minus_no(results):
+            return np.concatenate([np.diff(r.next_logits, axis=1).ravel() for r in results])
+
+        got, ref = score_base(yesno), hf.score(yesno)
+        checks["exact_method"] = info["next_token_method"] == "logprob_token_ids" and \
+            vl.describe()["approximate_next_logits"] == 0
+        checks["yesno_max_abs_diff"] = float(np.abs(yes_minus_no(got) - yes_minus_no(ref)).max())
+        checks["yesno_within_tol"] = checks["yesno_max_abs_diff"] <= tol
+        checks["suffix_tokens_identical"] = all(np.array_equal(a.suffix_tokens, b.suffix_tokens)
+                                                for a, b in zip(got, ref))
+        # prefix caching: one user's K prompts, as the backend sends them
+        groups, _ = plan_groups(tok, yesno[:1], share_prefix=False, lead=vl._lead)
+        outs = vl.llm.generate([{"prompt_token_ids": g.ctx + g.tails[0]} for g in groups], vl._next_params(ids),
+                               use_tqdm=False)
+        cached = [int(getattr(o, "num_cached_tokens", 0) or 0) for o in outs]
+        checks["num_cached_tokens"] = cached
+        checks["cached_after_first"] = all(c > 0 for c in cached[1:])
+        forward = score_base(names)
+        backward = score_base(names[::-1])[::-1]
+        checks["name_permutation_max_abs_diff"] = float(max(np.abs(a.suffix_logprob - b.suffix_logprob).max()
+                                                            for a, b in zip(forward, backward)))
+        checks["name_vs_transformers_max_abs_diff"] = float(max(
+            np.abs(a.suffix_logprob - b.suffix_logprob).max() for a, b in zip(forward, hf.score(names))))
+        with_lora, lora_ref = vl.score(yesno), hf_lora.score(yesno)
+        checks["lora_changes_scores"] = float(np.abs(yes_minus_no(with_lora) - yes_minus_no(got)).max())
+        checks["lora_vs_merged_max_abs_diff"] = float(np.abs(yes_minus_no(with_lora) - yes_minus_no(lora_ref)).max())
+        checks["lora_ok"] = checks["lora_changes_scores"] > 10 * tol and checks["lora_vs_merged_max_abs_diff"] <= tol
+        prompts = prefixes[:3]
+        lora, vl._lora = vl._lora, None
+        texts = vl.generate(prompts, 16)
+        vl._lora = lora
+        checks["generate_equal"] = texts == hf.generate(prompts, 16)
+    report = {"vllm": info["versions"]["vllm"], "model_runner": info["model_runner"], "device":
+              torch.cuda.get_device_name(0), "bf16_tolerance": tol, "checks": checks}
+    for key, value in checks.items():
+        print(f"  {key}: {value}")
+    print(f"vllm {report['vllm']}, engine {report['model_runner']}")
+    return report
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=256, help="users timed at K=19")
@@ -94,7 +257,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--skip-check", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="toy model on CPU, few users: checks the script runs")
+    parser.add_argument("--ray", action="store_true", help="scaling of spectra probe --ray over 1..all GPUs")
+    parser.add_argument("--ray-backend", choices=("transformers", "vllm"), default="transformers")
+    parser.add_argument("--vllm", action="store_true", help="vLLM backend smoke test against transformers")
+    parser.add_argument("--model", default=None, help="--ray/--vllm: a saved model directory (default: random)")
+    parser.add_argument("--shape", choices=("small", "8b"), default="small", help="--ray/--vllm random model")
+    parser.add_argument("--smoke-users", type=int, default=4)
+    parser.add_argument("--bf16-tol", type=float, default=0.1, help="--vllm: tolerance on bf16 score differences")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.4)
     args = parser.parse_args(argv)
+    if args.ray or args.vllm:
+        report = ray_scaling(args) if args.ray else vllm_smoke(args)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(report, fh, indent=2)
+        return report
 
     import numpy as np
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,22 +223,39 @@ def test_backend_registry_and_from_config(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------------------- vLLM backend glue
-# vLLM cannot run here (no GPU, not installed).  To test the backend's own logic (token prompts, which
-# SamplingParams it builds, reading logprob_token_ids / top-N / prompt_logprobs outputs), a stand-in module
-# with vLLM's documented offline API (LLM.generate, SamplingParams, RequestOutput.outputs[0].logprobs as
-# dicts of Logprob, prompt_logprobs with None first, LoRARequest) computes those outputs with the tiny model.
+# vLLM cannot run here (no GPU, not installed). A strict stand-in module computes vLLM's outputs with the tiny
+# model and refuses what vLLM refuses, so a wrong argument fails here rather than on the first GPU run. What it
+# checks was read in vLLM's source (vllm/sampling_params.py: SamplingParams fields, _validate_logprobs with
+# MAX_LOGPROB_TOKEN_IDS = 128, logprobs == len(logprob_token_ids), ids inside the vocabulary, logprobs and
+# prompt_logprobs <= max_logprobs, prompt_logprobs -> skip_reading_prefix_cache; vllm/entrypoints/llm.py:
+# LLM(model, *, keyword arguments..., **EngineArgs fields), generate(prompts, sampling_params, *, use_tqdm,
+# lora_request); vllm/engine/arg_utils.py: the EngineArgs names below). It was not checked against a running
+# vLLM: tests here cannot show that vLLM's numbers equal these (benchmarks/gpu_probe.py --vllm does, on a GPU).
+VLLM_LLM_KWARGS = frozenset({  # LLM.__init__ keywords and EngineArgs fields this backend may pass
+    "tokenizer", "tokenizer_mode", "skip_tokenizer_init", "trust_remote_code", "tensor_parallel_size", "dtype",
+    "quantization", "revision", "seed", "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "enforce_eager",
+    "hf_overrides", "compilation_config", "max_model_len", "enable_prefix_caching", "max_logprobs", "max_num_seqs",
+    "max_num_batched_tokens", "enable_lora", "max_lora_rank", "max_loras", "block_size", "kv_cache_dtype",
+    "pipeline_parallel_size", "disable_log_stats", "enable_chunked_prefill", "distributed_executor_backend",
+})
+VLLM_SAMPLING_FIELDS = ("n", "temperature", "top_p", "top_k", "seed", "stop", "max_tokens", "logprobs",
+                        "prompt_logprobs", "detokenize", "skip_special_tokens", "logprob_token_ids")
+MAX_LOGPROB_TOKEN_IDS = 128
+
+
 class _Logprob:
     def __init__(self, logprob):
         self.logprob = float(logprob)
 
 
-def _fake_vllm(with_token_ids: bool):
+def _fake_vllm(with_token_ids: bool = True):
+    import json
     import types
 
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    fields = ("temperature", "max_tokens", "logprobs", "prompt_logprobs", "skip_special_tokens") + \
-        (("logprob_token_ids",) if with_token_ids else ())
+    fields = VLLM_SAMPLING_FIELDS if with_token_ids else VLLM_SAMPLING_FIELDS[:-1]
 
     class SamplingParams:
         __struct_fields__ = fields
@@ -245,27 +263,80 @@ def _fake_vllm(with_token_ids: bool):
         def __init__(self, **kw):
             unknown = set(kw) - set(fields)
             if unknown:
-                raise TypeError(f"unexpected {unknown}")
-            self.__dict__.update({f: None for f in fields})
+                raise TypeError(f"Unexpected keyword argument {sorted(unknown)[0]!r}")
+            self.__dict__.update({f: None for f in fields} | {"detokenize": True, "skip_special_tokens": True})
             self.__dict__.update(kw)
+            if self.logprobs is not None and self.logprobs != -1 and self.logprobs < 0:
+                raise ValueError(f"logprobs must be non-negative or -1, got {self.logprobs}.")
             self.skip_reading_prefix_cache = self.prompt_logprobs is not None
+
+    class LoRARequest:
+        def __init__(self, lora_name, lora_int_id, lora_path):
+            if not isinstance(lora_int_id, int) or lora_int_id < 1:
+                raise ValueError(f"id must be > 0, got {lora_int_id}")
+            self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
 
     class LLM:
         calls: list = []
+        instances: list = []
 
         def __init__(self, model, **kw):
+            unknown = set(kw) - VLLM_LLM_KWARGS
+            if unknown:  # EngineArgs(**kwargs) is a dataclass: an unknown name is a TypeError
+                raise TypeError(f"EngineArgs.__init__() got an unexpected keyword argument '{sorted(unknown)[0]}'")
             self.kw = kw
             self.model = AutoModelForCausalLM.from_pretrained(model).eval()
+            self.vocab = self.model.config.vocab_size
+            self.max_logprobs = kw.get("max_logprobs", 20)
+            self.llm_engine = types.SimpleNamespace()
+            self._adapters = {}
+            LLM.instances.append(self)
 
-        def generate(self, prompts, params, lora_request=None, use_tqdm=True):
-            params = params if isinstance(params, list) else [params] * len(prompts)
+        def _check(self, p):
+            """vLLM's SamplingParams._validate_logprobs against this engine's model config."""
+            cap = self.vocab if self.max_logprobs == -1 else self.max_logprobs
+            if p.logprobs and (self.vocab if p.logprobs == -1 else p.logprobs) > cap:
+                raise ValueError(f"Requested sample logprobs of {p.logprobs}, which is greater than max allowed: {cap}")
+            ids = getattr(p, "logprob_token_ids", None)
+            if ids is not None:
+                if len(ids) > MAX_LOGPROB_TOKEN_IDS:
+                    raise ValueError(f"Requested logprob_token_ids of length {len(ids)}, which is greater than "
+                                     f"max allowed: {MAX_LOGPROB_TOKEN_IDS}")
+                if any(not 0 <= t < self.vocab for t in ids):
+                    raise ValueError("logprob_token_ids contain out-of-vocab token ids")
+                if p.logprobs is not None and p.logprobs != len(ids):
+                    raise ValueError("logprobs must equal len(logprob_token_ids)")
+            if p.prompt_logprobs and p.prompt_logprobs > cap:
+                raise ValueError(f"Requested prompt logprobs of {p.prompt_logprobs}, greater than max allowed: {cap}")
+
+        def _model_for(self, lora_request):
+            if lora_request is None:
+                return self.model
+            if not self.kw.get("enable_lora"):
+                raise ValueError(f"LoRA is not enabled (got lora_request {lora_request.lora_name!r})")
+            rank = json.loads((Path(lora_request.lora_path) / "adapter_config.json").read_text())["r"]
+            if rank > self.kw.get("max_lora_rank", 16):
+                raise ValueError(f"LoRA rank {rank} is greater than max_lora_rank {self.kw.get('max_lora_rank', 16)}")
+            if lora_request.lora_int_id not in self._adapters:
+                base = AutoModelForCausalLM.from_pretrained(self.model.config._name_or_path).eval()
+                self._adapters[lora_request.lora_int_id] = PeftModel.from_pretrained(base, lora_request.lora_path).eval()
+            return self._adapters[lora_request.lora_int_id]
+
+        def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None):
+            params = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(prompts)
+            if len(params) != len(prompts):
+                raise ValueError("The lengths of prompts and sampling_params must be the same.")
+            model = self._model_for(lora_request)
             outs = []
             for prompt, p in zip(prompts, params):
-                LLM.calls.append(p)
+                self._check(p)
+                LLM.calls.append((p, lora_request))
                 ids = list(prompt["prompt_token_ids"])
+                if any(not 0 <= t < self.vocab for t in ids):
+                    raise ValueError("Token id out of vocabulary in prompt_token_ids")
                 with torch.no_grad():
-                    lp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
-                last = lp[-1]
+                    lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+                new, last = [], lp[-1]
                 sampled = int(last.argmax())
                 if getattr(p, "logprob_token_ids", None):
                     keep = list(p.logprob_token_ids) + [sampled]
@@ -273,53 +344,160 @@ def _fake_vllm(with_token_ids: bool):
                     keep = list(range(last.shape[0]))
                 else:
                     keep = last.topk(p.logprobs).indices.tolist() + [sampled] if p.logprobs else [sampled]
-                sample = types.SimpleNamespace(logprobs=[{t: _Logprob(last[t]) for t in keep}], text="")
+                text = ""
+                if p.max_tokens > 1:  # greedy continuation, stopping at eos (generate's path)
+                    with torch.no_grad():
+                        out = model.generate(torch.tensor([ids]), max_new_tokens=p.max_tokens, do_sample=False)
+                    new = out[0, len(ids):].tolist()
+                    text = Tok.decode(new, skip_special_tokens=True) if p.detokenize else ""
+                sample = types.SimpleNamespace(logprobs=[{t: _Logprob(last[t]) for t in keep}], text=text)
                 plp = None
                 if p.prompt_logprobs is not None:
                     plp = [None] + [{ids[j]: _Logprob(lp[j - 1, ids[j]])} for j in range(1, len(ids))]
-                outs.append(types.SimpleNamespace(outputs=[sample], prompt_token_ids=ids, prompt_logprobs=plp))
+                outs.append(types.SimpleNamespace(outputs=[sample], prompt_token_ids=ids, prompt_logprobs=plp,
+                                                  num_cached_tokens=0))
             return outs
+
+    class Tok:  # detokenisation of generate's path, with the model's own tokenizer
+        decode = None
 
     mod = types.ModuleType("vllm")
     mod.LLM, mod.SamplingParams, mod.__version__ = LLM, SamplingParams, "stand-in"
+    mod._tok = Tok
     lora = types.ModuleType("vllm.lora")
     req = types.ModuleType("vllm.lora.request")
-    req.LoRARequest = lambda name, idx, path: (name, idx, path)
+    req.LoRARequest = LoRARequest
     return {"vllm": mod, "vllm.lora": lora, "vllm.lora.request": req}
 
 
-@pytest.mark.parametrize("with_token_ids", [True, False])
-def test_vllm_backend_glue(tiny, naive, monkeypatch, with_token_ids):
+@pytest.fixture
+def fake_vllm(monkeypatch, tiny):
+    """Install the stand-in as ``vllm`` (with or without logprob_token_ids) and return its module."""
     import sys
 
+    def install(with_token_ids: bool = True):
+        mods = _fake_vllm(with_token_ids)
+        mods["vllm"]._tok.decode = tiny[0].decode
+        for name, mod in mods.items():
+            monkeypatch.setitem(sys.modules, name, mod)
+        return mods["vllm"]
+
+    return install
+
+
+def test_vllm_exact_next_token_path(tiny, naive, fake_vllm):
     from spectra_probe.backends.vllm import VLLMBackend
 
-    for name, mod in _fake_vllm(with_token_ids).items():
-        monkeypatch.setitem(sys.modules, name, mod)
+    vllm = fake_vllm()
     tok, _, path = tiny
-    backend = VLLMBackend(path, top_logprobs=5)
-    assert backend.llm.kw["enable_prefix_caching"] is True
-    reqs = requests(tok)[:1]
+    backend = VLLMBackend(path)
+    assert backend.llm.kw["enable_prefix_caching"] is True and "gpu_memory_utilization" not in backend.llm.kw
+    reqs = requests(tok)[:2]
     ref = naive.score(reqs)
-    got = backend.score(reqs)
-    for a, b in zip(got, ref):
+    for a, b in zip(backend.score(reqs), ref):
         # log-probabilities differ from logits by one constant per row: differences are exact
-        if with_token_ids:
-            np.testing.assert_allclose(np.diff(a.next_logits, axis=1), np.diff(b.next_logits, axis=1), atol=1e-5)
+        np.testing.assert_allclose(np.diff(a.next_logits, axis=1), np.diff(b.next_logits, axis=1), atol=1e-5)
         np.testing.assert_array_equal(a.suffix_tokens, b.suffix_tokens)
         assert np.isnan(a.suffix_logprob[b.suffix_tokens > 0]).all()  # hot path: no prompt_logprobs
-    hot = [p for p in sys.modules["vllm"].LLM.calls]
-    assert all(p.prompt_logprobs is None and p.max_tokens == 1 for p in hot)
-    if not with_token_ids:
-        assert backend.describe()["approximate_next_logits"] > 0  # top-5 misses some ids: counted, not hidden
-    # likelihood-only requests (no next ids) use prompt_logprobs and equal the transformers scores
+    hot = [p for p, _ in vllm.LLM.calls]
+    assert all(p.prompt_logprobs is None and p.max_tokens == 1 and p.detokenize is False for p in hot)
+    assert all(p.logprobs == len(p.logprob_token_ids) == 3 for p in hot)
+    info = backend.describe()
+    assert info["next_token_method"] == "logprob_token_ids" and info["approximate_next_logits"] == 0
+    # likelihood-only requests (the name path) use prompt_logprobs, without detokenising, and equal transformers
     lik = [ScoreRequest(r.prefix, r.suffixes, ()) for r in reqs]
     for a, b in zip(backend.score(lik), naive.score(lik)):
         np.testing.assert_allclose(a.suffix_logprob, b.suffix_logprob, atol=1e-4)
-    assert any(p.prompt_logprobs == 0 and p.skip_reading_prefix_cache for p in sys.modules["vllm"].LLM.calls)
-    # full-vocabulary fallback is exact
-    exact = VLLMBackend(path, full_vocab_logprobs=True).score(reqs[:1])[0]
-    np.testing.assert_allclose(np.diff(exact.next_logits, axis=1), np.diff(ref[0].next_logits, axis=1), atol=1e-5)
+    assert any(p.prompt_logprobs == 0 and p.skip_reading_prefix_cache and not p.detokenize
+               for p, _ in vllm.LLM.calls)
+
+
+def test_vllm_without_exact_ids_fails_loudly_unless_asked(tiny, naive, fake_vllm):
+    from spectra_probe.backends.vllm import VLLMBackend
+
+    vllm = fake_vllm(with_token_ids=False)
+    tok, _, path = tiny
+    with pytest.raises(SpectraInputError, match=r"no SamplingParams.logprob_token_ids.*--vllm-fallback"):
+        VLLMBackend(path)
+    assert not vllm.LLM.instances  # refused before any weights were loaded
+    reqs = requests(tok)[:1]
+    ref = naive.score(reqs)[0]
+    top = VLLMBackend(path, fallback="top-n", top_logprobs=5)
+    top.score(reqs)
+    assert top.describe()["approximate_next_logits"] > 0  # top-5 misses some ids: counted, not hidden
+    exact = VLLMBackend(path, fallback="full-vocab").score(reqs)[0]
+    assert vllm.LLM.instances[-1].kw["max_logprobs"] == -1
+    np.testing.assert_allclose(np.diff(exact.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
+
+
+def test_vllm_request_limits_are_checked_first(tiny, fake_vllm):
+    from spectra_probe.backends.vllm import VLLMBackend
+
+    vllm = fake_vllm()
+    tok, _, path = tiny
+    backend = VLLMBackend(path)
+    with pytest.raises(SpectraInputError, match=r"at most 128 next-token ids.*--choice-mode likelihood"):
+        backend.score([ScoreRequest(PREFIXES[0], ("",), tuple(range(129)))])
+    with pytest.raises(SpectraInputError, match=r"outside the model's vocabulary"):
+        backend.score([ScoreRequest(PREFIXES[0], ("",), (3, 10**6))])
+    assert not vllm.LLM.calls  # the stand-in (as vLLM) would have raised its own error
+    with pytest.raises(ValueError, match="greater than max allowed: 128"):
+        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
+            max_tokens=1, logprobs=129, logprob_token_ids=list(range(129))))
+    with pytest.raises(ValueError, match="logprobs must equal"):
+        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
+            max_tokens=1, logprobs=2, logprob_token_ids=[1, 2, 3]))
+
+
+def test_vllm_lora_request_is_honoured(tiny, naive, adapter, fake_vllm):
+    from spectra_probe.backends.vllm import VLLMBackend
+
+    vllm = fake_vllm()
+    tok, _, path = tiny
+    backend = VLLMBackend(path, adapter_dir=adapter)
+    assert backend.llm.kw["enable_lora"] is True and backend.llm.kw["max_lora_rank"] == 16  # r = 4, rounded up
+    reqs = requests(tok)[:1]
+    ref = HFBackend(path, adapter_dir=adapter, engine="naive").score(reqs)[0]
+    got = backend.score(reqs)[0]
+    np.testing.assert_allclose(np.diff(got.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
+    base = naive.score(reqs)[0]
+    assert np.abs(np.diff(base.next_logits, axis=1) - np.diff(ref.next_logits, axis=1)).max() > 1e-2
+    assert all(lora is backend._lora for _, lora in vllm.LLM.calls)
+    with pytest.raises(ValueError, match="greater than max_lora_rank"):
+        VLLMBackend(path, adapter_dir=adapter, max_lora_rank=2).score(reqs)
+
+
+def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
+    from spectra_probe.run import ProbeConfig
+
+    fake_vllm()
+    tok, _, path = tiny
+    base = dict(model=str(path), contexts="c.csv", categories="c.txt", method="yesno", out=str(tmp_path / "o.csv"),
+                backend="vllm")
+    config = ProbeConfig(**base, max_model_len=512, gpu_memory_utilization=0.5, max_lora_rank=64,
+                         engine_args=("max_num_seqs=64", "enforce_eager=true"))
+    assert config.batch_size == 256  # vLLM's default batch
+    kw = backend_from_config(config).llm.kw
+    assert (kw["max_model_len"], kw["gpu_memory_utilization"], kw["max_num_seqs"], kw["enforce_eager"]) == \
+        (512, 0.5, 64, True)
+    with pytest.raises(SpectraInputError, match="vllm.LLM rejected.*not_an_engine_arg"):
+        backend_from_config(ProbeConfig(**base, engine_args=("not_an_engine_arg=1",)))
+    with pytest.raises(SpectraInputError, match="KEY=VALUE"):
+        ProbeConfig(**base, engine_args=("max_num_seqs",))
+    with pytest.raises(SpectraInputError, match="--max-model-len applies to the vllm backend only"):
+        ProbeConfig(**{**base, "backend": "transformers"}, max_model_len=512)
+    with pytest.raises(SpectraInputError, match="gpu-memory-utilization"):
+        ProbeConfig(**base, gpu_memory_utilization=1.5)
+
+
+def test_vllm_generate_is_greedy_text(tiny, fake_vllm):
+    from spectra_probe.backends.vllm import VLLMBackend
+
+    fake_vllm()
+    tok, model, path = tiny
+    prompts = ["the user watched", "recently liked pizza sushi burgers and also"]
+    got = VLLMBackend(path).generate(prompts, max_new_tokens=5)
+    assert got == HFBackend.from_model(model, tok).generate(prompts, max_new_tokens=5)
 
 
 def test_cached_prefix_path_uses_the_current_cache_argument(tiny, naive):

@@ -6,11 +6,13 @@ How scoring maps onto vLLM
   suffix exactly as the transformers backend does (:func:`~spectra_probe.backends.base.plan_groups`), so both
   backends score the same tokens.  The K prompts of a user share their prefix token for token, and vLLM's
   automatic prefix caching (``enable_prefix_caching=True``) computes the shared KV blocks once.
-* Next-token scores: one generated token (``max_tokens=1``, greedy) with log-probabilities.  Where the
-  installed vLLM's ``SamplingParams`` has ``logprob_token_ids`` (recent releases), exactly the requested ids
-  are returned.  Otherwise the top ``top_logprobs`` entries are requested and an id outside them gets the
-  smallest returned log-probability (an upper bound; counted in ``describe()["approximate_next_logits"]``),
-  or, with ``full_vocab_logprobs=True``, ``logprobs=-1`` returns the whole vocabulary (exact, slower).
+* Next-token scores: one generated token (``max_tokens=1``, greedy) with the log-probabilities of exactly
+  the requested ids (``SamplingParams.logprob_token_ids``, vLLM >= 0.20, with ``logprobs`` equal to their
+  number as vLLM requires; at most 128 ids per request, each inside the model's vocabulary: both are
+  checked here first, with one line naming the fix). A vLLM without ``logprob_token_ids`` is refused unless
+  a fallback is asked for: ``fallback="full-vocab"`` (``logprobs=-1``: the whole vocabulary, exact, slower)
+  or ``fallback="top-n"`` (the top ``top_logprobs`` entries; an id outside them gets the smallest returned
+  log-probability, an upper bound counted in ``describe()["approximate_next_logits"]``).
   vLLM returns log-probabilities, i.e. the logits minus one constant per position; every softmax over a
   subset of ids (the yes/no verbalizers of Eq. 1) is therefore identical to the one over logits.
   ``next_logits`` from this backend are these log-probabilities.
@@ -19,18 +21,25 @@ How scoring maps onto vLLM
   the hot path: it is used only for requests with no ``next_token_ids`` (category-name likelihood
   scorers), or for all requests with ``suffix_logprobs="always"``.  Otherwise ``suffix_logprob`` is NaN
   (``suffix_tokens`` is still filled).
-* LoRA adapters are served with ``LLM(enable_lora=True)`` and a ``LoRARequest``; merging is the adapter
-  author's choice (merge with the transformers backend, save, and point ``model_dir`` at the merged model).
+* LoRA adapters are served with ``LLM(enable_lora=True)`` and a ``LoRARequest``; ``max_lora_rank``
+  defaults to the adapter's rank rounded up to a power of two (vLLM's default, 16, refuses larger adapters).
+  Merging is the adapter author's choice (merge with the transformers backend, save, and point
+  ``model_dir`` at the merged model).
+* Throughput: scoring requests never detokenise (``detokenize=False``: the prompt-logprob path would
+  otherwise turn every prompt token into text), and the probe's default batch for vLLM is 256 users
+  (K prompts each) so the engine's scheduler has enough requests in flight.
 """
 from __future__ import annotations
 
+import json
 import logging
 import platform
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from spectra_eval.validation import SpectraInputError
+from spectra_eval.validation import SpectraInputError, check_choice
 
 from .base import (Backend, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, leading_special_ids,
                    plan_groups, sha256_dir)
@@ -38,6 +47,11 @@ from .base import (Backend, ScoreRequest, ScoreResult, check_adapter_dir, check_
 log = logging.getLogger(__name__)
 
 SUFFIX_MODES = ("auto", "always", "never")
+FALLBACKS = ("error", "full-vocab", "top-n")
+#: The first vLLM release with ``SamplingParams.logprob_token_ids`` (the pyproject floor of the vllm extra).
+VLLM_MIN = "0.20"
+#: vLLM's ``MAX_LOGPROB_TOKEN_IDS`` (vllm/sampling_params.py): ids per ``logprob_token_ids`` request.
+MAX_TOKEN_IDS = 128
 
 
 def _import_vllm():
@@ -59,21 +73,25 @@ class VLLMBackend(Backend):
     model_dir : path
         Local model directory (config + safetensors + tokenizer).
     adapter_dir : path, optional
-        peft LoRA adapter, served through ``LoRARequest`` (``max_lora_rank`` must cover its rank).
+        peft LoRA adapter, served through ``LoRARequest``.
     dtype : {'bfloat16', 'float16', 'float32', 'auto'}
-    gpu_memory_utilization : float
+    gpu_memory_utilization : float, optional
+        Share of the GPU vLLM may take (vLLM's default 0.9 when None).
     max_model_len : int, optional
+        Context length the KV cache is sized for (vLLM's default: the model's, e.g. 40,960 for Qwen3-8B).
+    max_lora_rank : int, optional
+        Largest adapter rank served (default: the adapter's rank rounded up to a power of two, at least 16).
     enable_prefix_caching : bool
         Keep on: it is what makes the K prompts of a user cost about one prompt.
     suffix_logprobs : {'auto', 'always', 'never'}
         When to pay for ``prompt_logprobs`` (see the module docstring).
+    fallback : {'error', 'full-vocab', 'top-n'}
+        What to do on a vLLM without ``logprob_token_ids``: refuse (default), score the whole vocabulary
+        (exact), or take the top ``top_logprobs`` (approximate, counted).
     top_logprobs : int
-        Fallback width for vLLM versions without ``logprob_token_ids``.
-    full_vocab_logprobs : bool
-        Fallback with ``logprobs=-1`` (exact, whole vocabulary per prompt) instead of top-N.
-    max_lora_rank : int
+        Width of the ``top-n`` fallback.
     llm_kwargs : dict, optional
-        Extra keyword arguments for ``vllm.LLM`` (tensor_parallel_size, ...).
+        Further keyword arguments for ``vllm.LLM`` (tensor_parallel_size, max_num_seqs, ...).
     """
 
     def __init__(
@@ -81,46 +99,59 @@ class VLLMBackend(Backend):
         model_dir,
         adapter_dir=None,
         dtype: str = "bfloat16",
-        gpu_memory_utilization: float = 0.9,
+        gpu_memory_utilization: float | None = None,
         max_model_len: int | None = None,
+        max_lora_rank: int | None = None,
         enable_prefix_caching: bool = True,
         suffix_logprobs: str = "auto",
+        fallback: str = "error",
         top_logprobs: int = 20,
-        full_vocab_logprobs: bool = False,
-        max_lora_rank: int = 64,
         trust_remote_code: bool = False,
         llm_kwargs: dict | None = None,
     ):
         path = check_model_dir(model_dir)
         adapter_path = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
-        if suffix_logprobs not in SUFFIX_MODES:
-            raise SpectraInputError(f"suffix_logprobs must be one of {', '.join(SUFFIX_MODES)}; got {suffix_logprobs!r}")
+        check_choice(suffix_logprobs, SUFFIX_MODES, name="suffix_logprobs")
+        check_choice(fallback, FALLBACKS, name="--vllm-fallback")
         vllm = _import_vllm()
+        has_token_ids = _supports_logprob_token_ids(vllm.SamplingParams)
+        if not has_token_ids and fallback == "error":  # before any weights load
+            raise SpectraInputError(
+                f"vllm {getattr(vllm, '__version__', '?')} has no SamplingParams.logprob_token_ids (exact "
+                f"next-token log-probabilities, vllm >= {VLLM_MIN}); upgrade vllm, or pass --vllm-fallback "
+                "full-vocab (exact, slower) or top-n (approximate)"
+            )
         from transformers import AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         self._lead = leading_special_ids(self._tokenizer)
+        self._vocab_size = model_vocab_size(path)
         self._vllm = vllm
         self.suffix_logprobs = suffix_logprobs
+        self.fallback = fallback if not has_token_ids else "none"
         self.top_logprobs = int(top_logprobs)
-        self.full_vocab_logprobs = bool(full_vocab_logprobs)
         kwargs = dict(
-            model=str(path), tokenizer=str(path), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
-            max_logprobs=-1 if full_vocab_logprobs else max(self.top_logprobs, 128),
+            model=str(path), tokenizer=str(path), dtype=dtype, enable_prefix_caching=enable_prefix_caching,
+            trust_remote_code=trust_remote_code,
+            max_logprobs=-1 if self.fallback == "full-vocab" else max(self.top_logprobs, MAX_TOKEN_IDS),
         )
+        if gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = float(gpu_memory_utilization)
         if max_model_len is not None:
             kwargs["max_model_len"] = int(max_model_len)
         if adapter_path is not None:
-            kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
+            kwargs.update(enable_lora=True, max_lora_rank=int(max_lora_rank or lora_rank_bound(adapter_path)))
         kwargs.update(llm_kwargs or {})
-        self.llm = vllm.LLM(**kwargs)
+        try:
+            self.llm = vllm.LLM(**kwargs)
+        except TypeError as exc:  # EngineArgs refuses a keyword it does not know (an --engine-arg typo)
+            raise SpectraInputError(f"vllm.LLM rejected the engine arguments: {exc}") from None
         self._lora = None
         if adapter_path is not None:
             from vllm.lora.request import LoRARequest
 
             self._lora = LoRARequest("spectra-adapter", 1, str(adapter_path))
-        self._has_token_ids = _supports_logprob_token_ids(vllm.SamplingParams)
+        self._has_token_ids = has_token_ids
         self._approximate = 0
         self._info = {
             "backend": "vllm",
@@ -131,25 +162,31 @@ class VLLMBackend(Backend):
             "dtype": dtype,
             "device": "cuda",
             "engine": "vllm-prefix-cache" if enable_prefix_caching else "vllm",
-            "gpu_memory_utilization": gpu_memory_utilization,
-            "max_model_len": max_model_len,
+            "engine_args": {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")},
+            "model_runner": _engine_name(self.llm),
             "next_logits": "log-probabilities (logits shifted by a per-position constant)",
-            "next_token_method": "logprob_token_ids" if self._has_token_ids else (
-                "logprobs=-1 (full vocabulary)" if full_vocab_logprobs else f"top-{self.top_logprobs} logprobs"),
+            "next_token_method": "logprob_token_ids" if has_token_ids else (
+                "logprobs=-1 (full vocabulary)" if fallback == "full-vocab" else f"top-{self.top_logprobs} logprobs"),
             "suffix_logprobs": suffix_logprobs,
         }
 
     @classmethod
     def from_config(cls, config) -> "VLLMBackend":
-        """The backend of a probe run: model, adapter and dtype of ``config``.
+        """The backend of a probe run: model, adapter, dtype and engine sizing of ``config``.
 
-        vLLM shares prefixes itself (prefix caching) and applies LoRA at run time, so the transformers engine's
-        ``--merge-adapter`` and ``--engine naive`` are refused rather than ignored.
+        ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-lora-rank`` and every ``--engine-arg
+        KEY=VALUE`` reach ``vllm.LLM``. vLLM shares prefixes itself (prefix caching) and applies LoRA at run
+        time, so the transformers engine's ``--merge-adapter`` and ``--engine naive`` are refused rather than
+        ignored.
         """
+        from spectra_probe.run.config import parse_engine_args
+
         if config.merge_adapter or config.engine != "packed":
             raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
         dtype = {"dtype": config.dtype} if config.dtype is not None else {}  # else bfloat16
-        return cls(config.model, config.adapter, **dtype)
+        return cls(config.model, config.adapter, **dtype, gpu_memory_utilization=config.gpu_memory_utilization,
+                   max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank,
+                   fallback=config.vllm_fallback, llm_kwargs=parse_engine_args(config.engine_args))
 
     @property
     def tokenizer(self):
@@ -173,13 +210,27 @@ class VLLMBackend(Backend):
         (prompt log-probabilities cannot be served from cached blocks), which is why it stays off the hot path.
         """
         SamplingParams = self._vllm.SamplingParams
-        common = dict(temperature=0.0, max_tokens=1, prompt_logprobs=prompt_logprobs)
+        common = dict(temperature=0.0, max_tokens=1, prompt_logprobs=prompt_logprobs, detokenize=False)
         if not ids:
             return SamplingParams(logprobs=0, **common)
-        if self._has_token_ids:
-            # Some releases count logprobs as the number of requested ids; equal values satisfy every rule.
+        if self._has_token_ids:  # vLLM requires logprobs == len(logprob_token_ids) when both are set
             return SamplingParams(logprobs=len(ids), logprob_token_ids=list(ids), **common)
-        return SamplingParams(logprobs=-1 if self.full_vocab_logprobs else self.top_logprobs, **common)
+        return SamplingParams(logprobs=-1 if self.fallback == "full-vocab" else self.top_logprobs, **common)
+
+    def _check_ids(self, requests: Sequence[ScoreRequest]) -> None:
+        """vLLM's own limits on next-token ids, checked first so the error names the fix (one line)."""
+        for r in requests:
+            ids = r.next_token_ids
+            if self._has_token_ids and len(ids) > MAX_TOKEN_IDS:
+                raise SpectraInputError(
+                    f"vllm scores at most {MAX_TOKEN_IDS} next-token ids per prompt, this request has {len(ids)} "
+                    "(choice mode 'token' with that many labels): use --choice-mode likelihood or "
+                    "--backend transformers"
+                )
+            bad = [t for t in ids if not 0 <= t < self._vocab_size]
+            if bad:
+                raise SpectraInputError(
+                    f"score: next_token_ids {bad[:3]} outside the model's vocabulary (0..{self._vocab_size - 1})")
 
     def _run(self, prompts, params):
         return self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
@@ -187,6 +238,7 @@ class VLLMBackend(Backend):
     # --------------------------------------------------------------- scoring
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
         requests = list(requests)
+        self._check_ids(requests)
         groups, fallback = plan_groups(self._tokenizer, requests, share_prefix=False, lead=self._lead)
         lp = [np.full(len(r.suffixes), np.nan) for r in requests]
         nt = [np.zeros(len(r.suffixes), dtype=np.int64) for r in requests]
@@ -235,6 +287,28 @@ class VLLMBackend(Backend):
         token_prompts = [{"prompt_token_ids": self._lead + self._tokenizer(p, add_special_tokens=False)["input_ids"]}
                          for p in prompts]
         return [o.outputs[0].text for o in self._run(token_prompts, params)]
+
+
+def model_vocab_size(model_dir) -> int:
+    """``vocab_size`` of a model's ``config.json`` (of its ``text_config`` for multimodal models)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    size = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    if not size:
+        raise SpectraInputError(f"{model_dir}/config.json: no vocab_size")
+    return int(size)
+
+
+def lora_rank_bound(adapter_dir) -> int:
+    """The adapter's rank ``r`` (largest of ``rank_pattern``) rounded up to a power of two, at least 16."""
+    config = json.loads((Path(adapter_dir) / "adapter_config.json").read_text(encoding="utf-8"))
+    rank = max([int(config.get("r") or 8), *map(int, (config.get("rank_pattern") or {}).values())])
+    return max(16, 1 << (rank - 1).bit_length())
+
+
+def _engine_name(llm) -> str:
+    """Module and class of the engine behind ``LLM`` (which model runner served the run), for the manifest."""
+    engine = getattr(llm, "llm_engine", None)
+    return f"{type(engine).__module__}.{type(engine).__qualname__}" if engine is not None else "?"
 
 
 def _supports_logprob_token_ids(sampling_params_cls) -> bool:

@@ -5,6 +5,7 @@ Run::
     spectra probe --model DIR --contexts users.csv --categories cats.txt --method yesno --out probe.csv
     spectra probe ... --shard 0/4 --out part0.csv          # one of 4 contiguous row blocks
     spectra probe --merge part0.csv part1.csv part2.csv part3.csv --out probe.csv
+    spectra probe ... --ray auto --workers 8 --out probe.csv   # 8 Ray actors of a running cluster
 
 Writes ``OUT``, ``OUT-stem.scores.EXT`` and ``OUT-stem.manifest.json`` (see :mod:`spectra_probe.run`).
 The ``--method`` choices are the scorer registry's (:mod:`spectra_probe.scoring`), the ``--backend`` choices
@@ -74,10 +75,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="weights dtype (default: float32 for transformers, bfloat16 for vLLM)")
-    e.add_argument("--batch-size", type=int, default=8, help="users per backend call")
+    e.add_argument("--batch-size", type=int, default=None,
+                   help="users per backend call (default: 8 for transformers, 256 for vLLM)")
     e.add_argument("--checkpoint-every", type=int, default=64, help="users between checkpoint writes (0: at the end)")
     e.add_argument("--shard", metavar="i/n", default=None, help="probe only the i-th (0-based) of n row blocks")
     e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    v = parser.add_argument_group("vLLM engine (--backend vllm; the same on every Ray worker)")
+    v.add_argument("--max-model-len", type=int, default=None, metavar="TOKENS",
+                   help="context length the KV cache is sized for (default: the model's)")
+    v.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="FRACTION",
+                   help="share of each GPU vLLM may take (default: vLLM's, 0.9)")
+    v.add_argument("--max-lora-rank", type=int, default=None, metavar="R",
+                   help="largest LoRA rank served (default: the adapter's rank, rounded up to a power of two)")
+    v.add_argument("--engine-arg", dest="engine_args", action="append", default=None, metavar="KEY=VALUE",
+                   help="any other vllm.LLM keyword (repeatable; VALUE read as JSON when it parses)")
+    v.add_argument("--vllm-fallback", choices=("error", "full-vocab", "top-n"), default="error",
+                   help="a vLLM without exact logprob_token_ids: refuse, score the whole vocabulary, or top-n")
+
+    r = parser.add_argument_group("Ray (one actor per worker, each with its own backend)")
+    r.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="local (start Ray on this machine), auto (join the running cluster) or host:port")
+    r.add_argument("--workers", type=int, default=1, help="Ray actors, each holding one backend")
+    r.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each actor declares")
+    r.add_argument("--gpus-per-worker", type=float, default=None,
+                   help="GPUs each actor declares (default: 1 for vLLM or --device cuda, else 0)")
 
 
 def run(args) -> int:
@@ -92,7 +114,13 @@ def run(args) -> int:
     for flag in ("model", "contexts", "categories", "method"):
         if getattr(args, flag) is None:
             raise SpectraInputError(f"--{flag} is required (unless --merge)")
-    result = run_probe(ProbeConfig.from_args(args))
+    config = ProbeConfig.from_args(args)
+    if config.ray is not None:
+        from spectra_probe.run.ray_executor import run_probe_on_ray
+
+        result = run_probe_on_ray(config)
+    else:
+        result = run_probe(config)
     method = result.manifest["method"]
     line = f"{method}: {result.table.n_users} users x {len(result.table.categories)} categories " \
            f"-> {result.paths['distribution']}"

@@ -124,11 +124,11 @@ def record(plan: ProbePlan, batches: Iterable[list[dict]],
         flush()
 
 
-def finish(plan: ProbePlan, backend_info: dict, seconds: float) -> ProbeOutput:
+def finish(plan: ProbePlan, backend_info: dict, seconds: float, executor: dict | None = None) -> ProbeOutput:
     """Write the outputs of a run whose every row is recorded, with its manifest; remove the checkpoint.
 
     ``backend_info`` is the backend's :meth:`~spectra_probe.backends.base.Backend.describe`; ``seconds``
-    the scoring time.
+    the scoring time; ``executor`` what scored the rows (default ``{"name": "local"}``: this process).
     """
     config, inputs, scorer, paths = plan.config, plan.inputs, plan.scorer, plan.paths
     users, categories = inputs.users, inputs.categories
@@ -168,6 +168,7 @@ def finish(plan: ProbePlan, backend_info: dict, seconds: float) -> ProbeOutput:
         "n_users": len(users),
         "users_resumed": plan.resumed,
         "seconds": seconds,
+        "executor": executor or {"name": "local"},
         "fallback_suffixes": int(sum(i.get("fallback", 0) for i in infos)),
         "outputs": final_paths(paths),
         "fingerprint_sha256": digest(plan.run_key),
