@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fuse": ("spectra_eval.commands.fuse", "fuse SPECTRA as a category prior into a base ranker's candidate scores"),
     "probe": ("spectra_probe.commands.probe", "probe an LLM for per-user category distributions"),
     "train": ("spectra_probe.commands.train", "CPT then LoRA SFT alignment training"),
+    "recommend": ("spectra_probe.commands.recommend", "train SASRec/GRU4Rec on the history split, write candidates"),
     "demo": ("spectra_probe.commands.demo", "end-to-end MovieLens-100k demo on CPU"),
 }
 

@@ -1,0 +1,71 @@
+"""The demo's fusion stage (paper Appendix E, Table 13): SASRec and GRU4Rec, then ``spectra fuse`` with a probe.
+
+:func:`run_fusion_stage` trains each base ranker once on the evaluation split's history, writes its candidate
+files (1 + 99 and 1 + 999 by default: the held-out first future item plus never-seen negatives), the item
+categories and the training popularity, and runs ``spectra fuse`` through the CLI once per model and candidate
+size, leaving ``fusion-MODEL-negN.json`` in the report directory (``spectra report`` renders them together).
+With ``validation=True`` each model is also trained on the nested history split and the fusion weight is chosen
+on those candidates (``--select-on``); otherwise the output says lambda was chosen on the test candidates.
+
+:func:`demo_stage` adapts it to the demo's stage registry (``spectra_probe.demo.EXTRA_STAGES``): it fuses the
+demo's ``probe-yesno`` table.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from spectra_probe.recommenders.pipeline import recommend
+from spectra_probe.recommenders.training import preset
+
+log = logging.getLogger(__name__)
+
+BACKBONES = {"sasrec": "SASRec", "gru4rec": "GRU4Rec"}
+NEGATIVES = (99, 999)
+DEMO_PROBE = "probe-yesno"
+
+
+def run_fusion_stage(work_dir, data, split, spectra_table, report_dir, *, models: Sequence[str] = tuple(BACKBONES),
+                     negatives: Sequence[int] = NEGATIVES, preset_name: str = "demo", epochs: int | None = None,
+                     seed: int = 0, validation: bool = False, bootstrap: int = 1000, progress: bool = True) -> dict:
+    """Train, write candidates, fuse; returns a summary (per model: training, base NDCG@10, seconds).
+
+    ``data`` is the :class:`~spectra_eval.data.datasets.Interactions` and ``split`` its evaluation split (the
+    one ``spectra_table``'s distributions were computed for); ``epochs`` overrides the preset (quick runs).
+    """
+    from spectra_probe.demo import cli  # the demo's way of running a subcommand exactly as a user would
+
+    work, report = Path(work_dir), Path(report_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    items, popularity = work / "items.csv", work / "popularity.csv"
+    summary: dict = {"spectra": str(spectra_table), "models": {}, "select_on": "validation" if validation else "test"}
+    for model in models:
+        start = time.perf_counter()
+        config = preset(preset_name, model, epochs=epochs, seed=seed)
+        files = {n: work / f"{model}-neg{n}.csv" for n in negatives}
+        trained = recommend(data, config, files, split=split, items_out=items, popularity_out=popularity,
+                            seed=seed, progress=progress)
+        val_files = {}
+        if validation:
+            val_files = {n: work / f"{model}-neg{n}-validation.csv" for n in negatives}
+            recommend(data, config, val_files, split=split, which="validation", seed=seed, progress=progress)
+        for n, path in files.items():
+            cli("fuse", "--candidates", str(path), "--spectra", str(spectra_table), "--items", str(items),
+                 "--popularity", str(popularity), "--out", str(report), "--name", f"{model}-neg{n}",
+                 "--backbone", BACKBONES[model], "--bootstrap", str(bootstrap), "--seed", str(seed),
+                 *(("--select-on", str(val_files[n])) if validation else ()))
+        summary["models"][model] = {"training": trained["training"], "candidates": trained["candidates"],
+                                    "seconds": round(time.perf_counter() - start, 1)}
+        log.info("fusion stage: %s done in %.1f s", model, time.perf_counter() - start)
+    return summary
+
+
+def demo_stage(run) -> None:
+    """Stage for ``spectra_probe.demo.EXTRA_STAGES``: fuse the demo's probe into SASRec and GRU4Rec."""
+    prepared = run.prepared
+    summary = run_fusion_stage(run.work / "fusion", prepared.data, prepared.split, run.preds[DEMO_PROBE], run.report,
+                               epochs=1 if run.max_steps is not None else None)
+    run.summary["fusion"] = summary
+    run.clock.lap("fusion (SASRec, GRU4Rec)")
