@@ -124,3 +124,22 @@ def test_recommend_cli_writes_fuse_inputs(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "c.csv.json").read_text())
     assert summary["training"]["epochs"] == 2 and 0 <= summary["candidates"]["9"]["ndcg@10"] <= 1
     assert cli.main(["recommend", "--model", "sasrec", "--out", str(out), "--negatives", "0"]) == 2
+
+
+def test_fusion_stage_leaves_one_fusion_json_per_model_and_size(tmp_path):
+    from spectra_eval.data.priors import uhf
+    from spectra_eval.io import write_distribution_table
+    from spectra_eval.report import Report
+    from spectra_probe.recommenders.demo_stage import run_fusion_stage
+
+    data = cyclic_data(n_users=30)
+    split = chronological_split(data)
+    write_distribution_table(tmp_path / "spectra.csv", uhf(split))
+    summary = run_fusion_stage(tmp_path / "work", data, split, tmp_path / "spectra.csv", tmp_path / "report",
+                               negatives=(9, 19), epochs=1, bootstrap=20, validation=True, progress=False)
+    names = sorted(p.name for p in (tmp_path / "report").glob("fusion-*.json"))
+    assert names == [f"fusion-{m}-neg{n}.json" for m in ("gru4rec", "sasrec") for n in (19, 9)]
+    assert set(summary["models"]) == {"sasrec", "gru4rec"}
+    runs = Report.from_dir(tmp_path / "report").documents["fusion"].runs
+    assert {r.population.negatives for r in runs.values()} == {9, 19}
+    assert all(r.selection.chosen_on == "validation" for r in runs.values())
