@@ -114,7 +114,7 @@ class Candidates:
                     source: str = "<memory>") -> "Candidates":
         """Group rows by user (stable) and check: finite scores, 0/1 labels, no duplicate (user, item), at
         least one positive per user. ``user_codes`` index ``users``; ``item_codes`` index ``item_ids``."""
-        user_codes = np.asarray(user_codes, dtype=np.int64)
+        user_codes = np.asarray(user_codes)  # any integer type: no widened copy of a large table
         users = np.asarray(users, dtype=object)
         item_ids = np.asarray(item_ids, dtype=object)
         scores = np.asarray(scores, dtype=np.float64)
@@ -147,12 +147,15 @@ class Candidates:
         counts = np.bincount(user_codes, minlength=len(users)).astype(np.int64)
         if (counts == 0).any():  # codes must index users that own rows
             raise ValueError("every user must own at least one row")
-        key = user_codes * np.int64(len(item_ids)) + item_codes
-        srt = np.sort(key)
-        dup = np.flatnonzero(srt[1:] == srt[:-1])
-        if dup.size:
-            r = int(np.flatnonzero(key == srt[dup[0]])[1])
-            raise SpectraInputError(f"{where(r)}: the candidate appears more than once for this user")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        for u0, u1 in _chunks(counts):  # a duplicate is within one user: sort (user, item) keys chunk by chunk
+            r0, r1 = int(starts[u0]), int(starts[u1 - 1] + counts[u1 - 1])
+            key = (user_codes[r0:r1].astype(np.int64) - u0) * len(item_ids) + item_codes[r0:r1]
+            srt = np.sort(key)
+            dup = np.flatnonzero(srt[1:] == srt[:-1])
+            if dup.size:
+                r = r0 + int(np.flatnonzero(key == srt[dup[0]])[1])
+                raise SpectraInputError(f"{where(r)}: the candidate appears more than once for this user")
         n_pos = np.bincount(user_codes[labels], minlength=len(users))
         if (n_pos == 0).any():
             u = int(np.flatnonzero(n_pos == 0)[0])

@@ -16,9 +16,12 @@ SLICE_LABELS = {"all": "all users", "head": "head items", "mid": "mid items", "t
 
 
 def run_label(run: FusionResult) -> str:
-    """``SASRec, 1 + 99`` (backbone and candidate-set size) or the run name when sizes vary."""
-    neg = run.population.negatives
-    return f"{run.backbone}, 1 + {neg}" if neg is not None else f"{run.backbone} ({run.name})"
+    """``SASRec, 1 + 99``: backbone, positives + negatives per user (ranges when users differ, e.g. heavy users
+    with fewer never-seen items than the negatives asked for)."""
+    (c0, c1), (p0, p1) = run.population.candidates_per_user, run.population.positives_per_user
+    pos = f"{p0}" if p0 == p1 else f"{p0}–{p1}"
+    neg = f"{c0 - p0}" if (c0, p0) == (c1, p1) else f"{c0 - p1}–{c1 - p0}"
+    return f"{run.backbone}, {pos} + {neg}"
 
 
 def fusion_table(runs: FusionRuns) -> Table:

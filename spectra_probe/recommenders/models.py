@@ -22,9 +22,10 @@ Karatzoglou, "Recurrent Neural Networks with Top-k Gains for Session-based Recom
     catalogue at every position (the 2018 paper's cross-entropy loss with every item as a negative, which a
     small catalogue such as MovieLens allows; the paper samples negatives only for speed on large catalogues).
     Sequences are right-padded so padding never feeds the recurrence before a real item; the score for the
-    next item reads the state at the last real position. Training unrolls each user's whole sequence (full
-    back-propagation through time) instead of the paper's session-parallel mini-batches, which carry the
-    state across mini-batches and back-propagate one step; the loss per position is the same.
+    next item reads the state at the last real position. Training unrolls each user's sequence (its last
+    ``max_len + 1`` items) with full back-propagation through time instead of the paper's session-parallel
+    mini-batches, which carry the state across mini-batches and back-propagate one step; the loss per position
+    is the same.
 """
 from __future__ import annotations
 
