@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("spectra_eval.commands.evaluate", "score method tables against the truth, with CIs and paired tests"),
     "certify": ("spectra_eval.commands.certify", "certify probe-vs-DG dominance per user (observed; latent with --counts) and lift it"),
     "theory": ("spectra_eval.commands.theory", "evaluate the TV bound chains (phi) and the DKW cohort certificate"),
+    "steer": ("spectra_eval.commands.steer", "steerability of probed distributions under stated preferences"),
     "report": ("spectra_eval.commands.report", "render Markdown/LaTeX tables and PNG/PDF figures from JSON outputs"),
     "fuse": ("spectra_eval.commands.fuse", "fuse SPECTRA as a category prior into a base ranker's candidate scores"),
     "probe": ("spectra_probe.commands.probe", "probe an LLM for per-user category distributions"),

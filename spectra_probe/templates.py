@@ -13,6 +13,10 @@ backend can encode the prefix once and share it across the K categories:
 * ``reranker``: prefix ``reranker_prefix`` {system} {instruction} {context}; suffix ``reranker_suffix``
   {category}.
 * ``dg`` (generation): the prompt ``dg`` {context} {k} {categories}.
+* steering (``spectra probe --requests``): the user's context becomes ``steer_context`` {context} {statement}
+  before any of the above is rendered, with the statement ``steer_positive`` / ``steer_negative`` {target}
+  (several target categories joined by ``steer_join``), or in the multi-statement form ``steer_multi``
+  {statements}, one ``steer_item`` {statement} line per target category (:meth:`PromptTemplates.steered_context`).
 
 The multi-choice prompt reuses ``probe_prefix`` so that it shares the context encoding of the yes/no probe
 (as in the paper's Algorithm 2). The reranker template reproduces the published Qwen3-Reranker format::
@@ -62,7 +66,14 @@ _FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "dg": ({"context", "k"}, {"context", "k", "categories"}),
     "reranker_prefix": ({"context"}, {"context", "system", "instruction"}),
     "reranker_suffix": ({"category"}, {"category"}),
+    "steer_positive": ({"target"}, {"target"}),
+    "steer_negative": ({"target"}, {"target"}),
+    "steer_multi": ({"statements"}, {"statements"}),
+    "steer_item": ({"statement"}, {"statement"}),
+    "steer_context": ({"context", "statement"}, {"context", "statement"}),
 }
+#: The steering templates: part of a run's fingerprint only when it has requests.
+STEER_FIELDS = ("steer_positive", "steer_negative", "steer_join", "steer_multi", "steer_item", "steer_context")
 
 _SENTINEL = "\u2063SPECTRA-SUFFIX\u2063"
 
@@ -94,6 +105,12 @@ class PromptTemplates:
     chat: bool = False
     system: str | None = None
     chat_kwargs: dict = field(default_factory=dict)
+    steer_positive: str = "The user says they want more {target} next."
+    steer_negative: str = "The user says they want no {target} next."
+    steer_join: str = " or "
+    steer_multi: str = "The user has stated these preferences:\n{statements}"
+    steer_item: str = "- {statement}"
+    steer_context: str = "{context}\n{statement}"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +139,22 @@ class PromptTemplates:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    # ------------------------------------------------------------------ steering
+
+    def steer_statement(self, targets: Sequence[str], direction: str, form: str = "single") -> str:
+        """The preference statement of a request: ``+`` -> ``steer_positive``, ``-`` -> ``steer_negative``;
+        ``single`` names the targets joined by ``steer_join``, ``multi`` makes one ``steer_item`` per target
+        inside ``steer_multi``."""
+        one = self.steer_positive if direction == "+" else self.steer_negative
+        if form == "multi":
+            items = "\n".join(self.steer_item.format(statement=one.format(target=t)) for t in targets)
+            return self.steer_multi.format(statements=items)
+        return one.format(target=self.steer_join.join(targets))
+
+    def steered_context(self, context: str, targets: Sequence[str], direction: str, form: str = "single") -> str:
+        """The context a steered probe renders its prompts from: ``steer_context`` {context} {statement}."""
+        return self.steer_context.format(context=context, statement=self.steer_statement(targets, direction, form))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "templates") -> "PromptTemplates":

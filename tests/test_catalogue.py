@@ -25,12 +25,14 @@ def tables():
 def test_per_user_kernels_equal_their_public_functions(tables):
     truth, preds = tables
     t, p = truth.probs, preds["a"].probs
-    ctx = Context(buckets.make_buckets(t), truth.categories)
+    history = preds["ref"].probs  # any distribution table stands for the users' history here
+    ctx = Context(buckets.make_buckets(t), truth.categories, history=history)
     public = {
         "js": divergences.js(p, t), "tv": divergences.tv(p, t),
         "ndcg@5": ranking.ndcg_at_k(p, t, 5), "ndcg@10": ranking.ndcg_at_k(p, t, 10),  # 10 > K: clipped
         "mass@5": ranking.mass_captured_at_k(p, t, 5), "mass@10": ranking.mass_captured_at_k(p, t, 10),
         "miscalibration_kl": calibration.miscalibration_kl(p, t),
+        "taste_js": divergences.js(p, history),
     }
     specs = {m.key: m for m in catalogue.catalogue()}
     assert {k for k, m in specs.items() if m.level == USER} == set(public)

@@ -78,7 +78,8 @@ def run(args) -> int:
     if args.items and not lists:
         raise SpectraInputError("--items is only used with --list")
     if args.reference not in preds | lists:
-        raise SpectraInputError(f"--reference {args.reference!r} is not among the --pred/--list names "
+        flags = "--pred/--list" if lists else "--pred"
+        raise SpectraInputError(f"--reference {args.reference!r} is not among the {flags} names "
                                 f"({', '.join(preds | lists)})")
     for flag, value in (("--bootstrap", args.bootstrap), ("--bins", args.bins)):
         check_positive_int(value, flag, message="{name} must be at least {minimum}, got {value}")

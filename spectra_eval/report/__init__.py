@@ -33,10 +33,13 @@ from spectra_eval.report import certificate_tables as ct
 from spectra_eval.report import fusion_tables as ft
 from spectra_eval.report.certificate_tables import READING_NAMES
 from spectra_eval.report import metric_tables as mt
+from spectra_eval.report import steering_tables as st
 from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit, markup_to_latex, markup_to_plain,
                                         md_escape)
 from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, embolden
 from spectra_eval.report.render import LATEX_PACKAGES, latex_document, render_latex, render_markdown
+from spectra_eval.steering import SCHEMA as STEERING_SCHEMA
+from spectra_eval.steering import SteeringResult
 from spectra_eval.validation import SpectraInputError
 
 __all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "embolden", "bold_columns",
@@ -63,6 +66,7 @@ DOCUMENTS: dict[str, Document] = {d.key: d for d in (
     Document("metrics", METRICS_FILE, METRICS_SCHEMA, Evaluation.from_dict),
     Document("certificate", CERTIFICATE_FILE, CERTIFICATE_SCHEMA, Certificate.from_dict),
     Document("fusion", "fusion.json", FUSION_SCHEMA, FusionRuns.from_dict, pattern="fusion-*.json"),
+    Document("steering", "steering.json", STEERING_SCHEMA, SteeringResult.from_dict),
 )}
 
 
@@ -96,6 +100,7 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
               "has no population bounds (written by an older spectra certify)"),
     TableSpec("dkw", "certificate", ct.dkw_table, lambda c: c.dkw is not None, "has no dkw block"),
     TableSpec("fusion", "fusion", ft.fusion_table),
+    TableSpec("steering", "steering", st.steering_table),
 )}
 
 

@@ -11,6 +11,8 @@ fixed colour per method across figures (the reference in grey), and is saved as 
 * :func:`js_ndcg_figure`: JS and NDCG@5/@10 per method with bootstrap CIs.
 * :func:`fusion_lambda_figure`: item-level NDCG@k against the fusion weight lambda, one panel per popularity
   slice, one line per fusion run (``fusion*.json``), with bootstrap CIs.
+* :func:`steerability_figure`: mean shift per single target category and direction (``steering.json``),
+  categories in bucket order, bars coloured by head/mid/tail, with bootstrap CIs.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from matplotlib.patches import Patch
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
 from spectra_eval.fusion import SLICES, FusionRuns
+from spectra_eval.steering import SteeringResult
 
 log = logging.getLogger(__name__)
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph at INFO
@@ -244,6 +247,43 @@ def fusion_lambda_figure(runs: FusionRuns) -> Figure:
     return fig
 
 
+BUCKET_COLOURS = {"head": "#D55E00", "mid": "#E69F00", "tail": "#0072B2"}
+
+
+@_with_rc
+def steerability_figure(res: SteeringResult) -> Figure | None:
+    """Mean shift per target category (single-category requests), + solid and − hatched, coloured by bucket."""
+    cats = [c for b in ("head", "mid", "tail") for c in res.buckets.get(b, ()) if c in res.by_category]
+    if not cats:
+        return None
+    directions = [d for d in ("+", "-") if any(d in res.by_category[c] for c in cats)]
+    fig, ax = _new_figure(1.0 + 0.17 * len(cats) * max(1, len(directions)) ** 0.5)
+    height = 0.8 / len(directions)
+    y = np.arange(len(cats))
+    for j, d in enumerate(directions):
+        rows = [(i, res.by_category[c][d], res.bucket_of(c)) for i, c in enumerate(cats) if d in res.by_category[c]]
+        pos = np.array([i for i, _, _ in rows]) - 0.4 + height * (j + 0.5)
+        mean = np.array([r.shift.mean for _, r, _ in rows])
+        lo = np.array([r.shift.ci_low for _, r, _ in rows])
+        hi = np.array([r.shift.ci_high for _, r, _ in rows])
+        ax.barh(pos, mean, height=height * 0.9, color=[BUCKET_COLOURS.get(b, REFERENCE_COLOUR) for _, _, b in rows],
+                hatch=None if d == "+" else "/////", edgecolor="white", linewidth=0.3, zorder=2)
+        ax.errorbar(mean, pos, xerr=np.vstack([mean - lo, hi - mean]), fmt="none", ecolor="black", elinewidth=0.6,
+                    capsize=1.2, zorder=3)
+    ax.axvline(0, color="black", lw=0.6, zorder=3)
+    ax.set_yticks(y, [_label(c) for c in cats])
+    ax.set_ylim(len(cats) - 0.5, -0.5)
+    ax.set_xlabel("mean shift of the target's mass (probability)")
+    handles = [Patch(color=colour, label=b) for b, colour in BUCKET_COLOURS.items()]
+    handles += [Patch(facecolor="0.6", hatch=None if d == "+" else "/////", edgecolor="white",
+                      label="towards (+)" if d == "+" else "away (−)") for d in directions]
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), frameon=False, handlelength=1.0,
+               columnspacing=0.8)
+    ax.grid(axis="x", color="0.85", lw=0.4, zorder=1)
+    _style(ax)
+    return fig
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     """A figure: its draw function (None: nothing to draw), its caption (markup) and the document it reads."""
@@ -269,6 +309,10 @@ FIGURES: dict[str, FigureSpec] = {
                                                       "slice of the held-out item, one line per base ranker and "
                                                       "candidate-set size; bands: bootstrap 95% CIs; star: the "
                                                       "run's best λ.", document="fusion"),
+    "steerability": FigureSpec(steerability_figure, "Per-category steerability: mean shift of the target's "
+                                                    "probability mass when the user states a preference for (+, solid) "
+                                                    "or against (−, hatched) one category, with bootstrap 95% CIs; "
+                                                    "colour: the category's head/mid/tail bucket.", document="steering"),
 }
 
 

@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--hierarchy", metavar="FILE", default=None,
                     help="JSON {L1: [L2, ...]} partitioning the categories: hierarchical yes/no probing")
     io.add_argument("--template", metavar="FILE", default=None, help="JSON prompt templates (partial is fine)")
+    io.add_argument("--requests", metavar="FILE", default=None,
+                    help="steering requests (request_id, user_id, target, direction, granularity[, form]): each "
+                         "user's context gets the request's preference statement; output rows keyed by request_id")
     io.add_argument("--out", metavar="FILE", required=True,
                     help="distribution table (.csv/.parquet); .scores and .manifest.json go next to it")
     io.add_argument("--merge", nargs="+", metavar="PART", default=None,

@@ -16,8 +16,9 @@ On a CPU, a small Qwen3-architecture model trained from scratch (``--preset tiny
 ``yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]``); the command splits it chronologically (80/20 per user), builds
 the CPT corpus from the history windows and item metadata, and the SFT examples from a nested split of the
 history (so the evaluation window is never trained on). ``--export DIR`` also writes what ``spectra probe``
-and ``spectra evaluate`` read: ``contexts.csv``, ``truth.csv``, ``meta.csv``, ``categories.txt`` and the
-history priors. Instead of ``--dataset``, ``--data FILE`` takes a prebuilt CSV/Parquet: a ``text`` column
+and ``spectra evaluate`` read: ``contexts.csv``, ``truth.csv``, ``meta.csv``, ``categories.txt``, the
+history priors, ``requests.csv`` (seeded steering requests for ``spectra probe --requests``: per user one per
+direction and granularity, targets from categories the user has and has not seen) and ``items.csv``. Instead of ``--dataset``, ``--data FILE`` takes a prebuilt CSV/Parquet: a ``text`` column
 for CPT, ``prompt`` and ``target`` columns for SFT.
 
 ``--from-scratch`` (CPT only) trains a tokenizer on the corpus and builds a small random Qwen3 model first
@@ -50,7 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", help="ml-100k | movielens:DIR | table:FILE | yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]")
     data.add_argument("--data", help="prebuilt CSV/Parquet: column 'text' (cpt) or 'prompt','target' (sft)")
     parser.add_argument("--out", required=True, help="output directory (model+tokenizer for cpt, adapter for sft)")
-    parser.add_argument("--export", help="also write contexts/truth/meta/categories/priors for probe and evaluate")
+    parser.add_argument("--export", help="also write contexts/truth/meta/categories/priors/steering requests/items "
+                                         "for probe, evaluate and steer")
     parser.add_argument("--preset", choices=("c8", "tiny"), default="c8",
                         help="defaults for unset flags: c8 = the paper's recipe (8B model, GPU); tiny = the CPU "
                              "demo's small model (lr 3e-3, batch 16, short sequences, LoRA r=16)")

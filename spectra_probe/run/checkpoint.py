@@ -20,6 +20,7 @@ import numpy as np
 
 from spectra_eval.io import write_text
 from spectra_eval.validation import SpectraInputError
+from spectra_probe.templates import STEER_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,12 @@ def run_key(config, inputs, scorer) -> dict:
 
     Model and adapter paths with their safetensors names, sizes and mtimes, dtype, backend, method, the
     scorer's settings (resolved verbalizers included), templates, categories, hierarchy and the contexts
-    file's hash; not the engine, device or batch size, which move scores by less than 1e-5.
+    file's hash, and with steering requests the requests file's hash (the steering templates count only then,
+    so an unsteered run's key does not depend on them); not the engine, device or batch size, which move
+    scores by less than 1e-5.
     """
+    steered = inputs.requests_sha256 is not None
+    template = {k: v for k, v in inputs.templates.to_dict().items() if steered or k not in STEER_FIELDS}
     key = {
         "model": str(Path(config.model).resolve()),
         "model_weights": _weights_stamp(config.model),
@@ -43,11 +48,13 @@ def run_key(config, inputs, scorer) -> dict:
         "backend": config.backend,
         "method": config.method,
         "scorer": scorer.describe(),
-        "template": inputs.templates.to_dict(),
+        "template": template,
         "categories": list(inputs.categories),
         "hierarchy": inputs.hierarchy.to_dict(inputs.categories) if inputs.hierarchy else None,
         "contexts_sha256": inputs.contexts_sha256,
     }
+    if steered:
+        key["requests_sha256"] = inputs.requests_sha256
     return json.loads(json.dumps(key))  # tuples become lists, as they will be when read back
 
 

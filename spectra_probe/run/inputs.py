@@ -1,10 +1,14 @@
-"""What a probe run reads, checked before any model loads: contexts, categories, hierarchy, templates, shard.
+"""What a probe run reads, checked before any model loads: contexts, categories, hierarchy, templates, shard,
+and steering requests.
 
 :func:`read_inputs` is the one path from the input files to the rows the runner scores (a row key and the
-context text its prompts are built from), whichever executor scores them.
+context text its prompts are built from), whichever executor scores them. With requests
+(``spectra probe --requests``) a row is a request: its key is the request id and its context the user's
+context with the request's preference statement (:meth:`~spectra_probe.templates.PromptTemplates.steered_context`).
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spectra_eval.io import USER_COL, check_user_ids, read_frame
+from spectra_eval.steering import read_requests
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.backends.base import sha256_file
 from spectra_probe.scoring import Hierarchy, load_hierarchy
@@ -20,6 +25,7 @@ from spectra_probe.templates import PromptTemplates
 from .shards import parse_shard, shard_rows
 
 CONTEXT_COL = "context"
+log = logging.getLogger(__name__)
 
 
 def read_contexts(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -74,16 +80,19 @@ class ProbeInputs:
     Attributes
     ----------
     users : ndarray of str
-        Row keys of this run (its shard), in file order: the ``user_id`` column of every output.
+        Row keys of this run (its shard), in file order: the ``user_id`` column of every output (request ids
+        with requests).
     contexts : list of str
-        Per row, the context text the scorer builds its prompts from.
+        Per row, the context text the scorer builds its prompts from (steered with requests).
     categories : tuple of str
     hierarchy : Hierarchy or None
     templates : PromptTemplates
     shard : (i, n) or None
     n_users_total : int
-        Rows of the contexts file (all shards).
+        Rows of the run, all shards (users of the contexts file, or requests).
     contexts_sha256 : str
+    requests_sha256 : str or None
+        The requests file's hash (None without requests).
     """
 
     users: np.ndarray
@@ -94,6 +103,7 @@ class ProbeInputs:
     shard: tuple[int, int] | None
     n_users_total: int
     contexts_sha256: str
+    requests_sha256: str | None = None
 
 
 def read_inputs(config) -> ProbeInputs:
@@ -102,8 +112,17 @@ def read_inputs(config) -> ProbeInputs:
     categories = read_categories(config.categories)
     hierarchy = load_hierarchy(config.hierarchy, categories) if config.hierarchy else None
     templates = PromptTemplates.load(config.template) if config.template else PromptTemplates()
+    requests_sha256 = None
+    if config.requests:
+        requests = read_requests(config.requests, categories, categories_source=str(config.categories))
+        requests.check_users(users, str(config.contexts))
+        text = dict(zip(users, contexts))
+        contexts = [templates.steered_context(text[u], t, d, f) for u, t, d, f in
+                    zip(requests.users, requests.targets, requests.directions, requests.forms)]
+        users, requests_sha256 = requests.ids, sha256_file(config.requests)
+        log.info("steering: %d requests of %d users", len(users), len(set(requests.users)))
     shard = parse_shard(config.shard)
     rows = shard_rows(len(users), shard)
     return ProbeInputs(users=users[rows], contexts=contexts[rows], categories=categories, hierarchy=hierarchy,
                        templates=templates, shard=shard, n_users_total=len(users),
-                       contexts_sha256=sha256_file(config.contexts))
+                       contexts_sha256=sha256_file(config.contexts), requests_sha256=requests_sha256)

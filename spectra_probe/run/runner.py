@@ -160,6 +160,8 @@ def finish(plan: ProbePlan, backend_info: dict, seconds: float, executor: dict |
         "template_file": config.template,
         "contexts": str(config.contexts),
         "contexts_sha256": inputs.contexts_sha256,
+        "requests": config.requests,
+        "requests_sha256": inputs.requests_sha256,
         "categories_file": str(config.categories),
         "categories": list(categories),
         "hierarchy": plan.run_key["hierarchy"],
