@@ -81,7 +81,7 @@ class DemoRun:
 
 #: Stages run after the core pipeline (train, export, probe, evaluate, certify) and before the report, in order:
 #: name -> "module:function" taking a DemoRun; each writes its JSON output into ``run.report``.
-EXTRA_STAGES = Registry("demo stage", {})
+EXTRA_STAGES = Registry("demo stage", {"steering": "spectra_probe.steering_demo:run_steering"})
 
 
 def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max_steps: int | None = None,

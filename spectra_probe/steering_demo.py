@@ -65,31 +65,27 @@ def _sha(path) -> str:
     return sha256_file(path)
 
 
-def steering_sentence(doc: dict, n_cohort: int) -> str:
-    """What a steering.json shows, in plain words, with its numbers (for the demo report's README)."""
-    o = doc["overall"]
-    by = {d: groups for d, groups in doc["by"].items()}
+def steering_sentence(doc: dict, n_cohort: int, alpha: float = 0.05) -> str:
+    """What a steering.json shows, in plain words, with its numbers (for the demo report's README).
 
-    def mean_shift(direction):
-        groups = by.get(direction, {}).values()
-        n = sum(g["n"] for g in groups)
-        return sum(g["shift"]["mean"] * g["n"] for g in groups) / n if n else float("nan")
-
-    plus, minus = mean_shift("+"), mean_shift("-")
+    A group counts as steered when its Holm-adjusted Wilcoxon p is below ``alpha``; the sentence then says
+    whether it moved the target's mass the stated way (shift > 0) or against it.
+    """
+    o, ci = doc["overall"], doc["overall"]["shift"]
     sampled = (f"{doc['n_requests']} requests of {doc['n_users']} users" +
-               (f" (a seeded sample of the {n_cohort})" if doc["n_users"] < n_cohort else ""))
-    ci = o["shift"]
-    if plus > 0 > minus:
-        reading = ("stating a preference moves mass towards the named category whichever the direction, so the "
-                   "model reacts to the category name, not to the sign of the statement")
-    elif plus > 0 and minus > 0:
-        reading = "both directions move the target's mass the stated way on average"
-    elif plus < 0 < minus:
-        reading = "statements move mass away from the named category whichever the direction"
+               (f", a seeded sample of the {n_cohort}" if doc["n_users"] < n_cohort else ""))
+    groups = [(d, g, r) for d, gs in doc["by"].items() for g, r in gs.items()]
+    steered = [(d, g, r) for d, g, r in groups if r.get("p_holm") is not None and r["p_holm"] < alpha]
+    if not steered:
+        reading = (f"no direction x granularity group's shift differs from zero (Holm-adjusted Wilcoxon p >= {alpha:g} "
+                   f"in all {len(groups)}) and success rates stay near one half, so the statements do not measurably "
+                   "steer this model's distribution")
     else:
-        reading = "the statements do not move the target's mass the stated way on average"
-    return (f"Steering ({sampled}): mean shift of the target's mass {ci['mean']:+.4f} "
-            f"[{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}], {plus:+.4f} for '+' and {minus:+.4f} for '-' requests, "
-            f"success rate {o['success_rate']:.2f}, off-target JS {o['off_target_js']['mean']:.4f} bits; {reading}. "
-            "The model never saw a preference statement in training, so this measures how a tiny model's probe "
-            "reacts to unfamiliar text, not whether SPECTRA follows stated preferences.")
+        way = lambda shift: "the stated way" if shift > 0 else "against the statement"  # noqa: E731
+        reading = f"groups whose shift differs from zero (Holm p < {alpha:g}): " + "; ".join(
+            f"{d} {g} {r['shift']['mean']:+.2g} ({way(r['shift']['mean'])})" for d, g, r in steered)
+    return (f"Steering ({sampled}): mean shift of the target's probability mass {ci['mean']:+.2g} "
+            f"(95% CI {ci['ci_low']:+.2g} to {ci['ci_high']:+.2g}), success rate {o['success_rate']:.2f}, off-target "
+            f"JS {o['off_target_js']['mean']:.2g} bits; {reading}. The model never saw a preference statement in "
+            "training, so this shows that the steering pipeline runs end to end on the demo model, not whether "
+            "SPECTRA follows stated preferences.")
