@@ -33,9 +33,13 @@ GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Do
 
 def write_cohort(directory: Path, n_users: int, hidden: int = 64, layers: int = 2) -> dict[str, str]:
     """A random Qwen3 (``hidden`` x ``layers``) with a locally trained tokenizer, contexts and categories."""
+    from spectra_probe.templates import PromptBuilder, PromptTemplates
     from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
 
-    tok = train_tokenizer(sample_corpus(600), vocab_size=800)
+    b = PromptBuilder(PromptTemplates())  # the prompts in the corpus make the default verbalizers single tokens
+    prompts = [b.probe_prefix(h) + b.probe_suffix(c) + " Yes" for h in sample_corpus(5, seed=2) for c in GENRES]
+    prompts += ["Yes No Y N y n yes no. Answer: Yes, Answer: No\nNo, Yes"] * 5
+    tok = train_tokenizer(sample_corpus(600) + prompts, vocab_size=800)
     model = build_tiny_qwen3(tok, hidden_size=hidden, layers=layers, heads=max(4, hidden // 64),
                              kv_heads=max(2, hidden // 128), seed=0)
     save_tiny(model, tok, directory / "model")
