@@ -14,7 +14,8 @@ Candidates of user u: the rows of the candidates file with that ``user_id``; ``l
   every candidate when :math:`\sigma_u = 0` (to rounding: :math:`\sigma_u \le 10^{-12} \max_j |x_j|`, so a
   column that is constant up to floating-point noise is not blown up into a ranking).
 * SPECTRA affinity: :math:`a(u, i) = \frac1{|C_i|}\sum_{c \in C_i} \theta_u(c)`, the mean of the user's
-  distribution over the item's categories :math:`C_i` (items file, long format).
+  distribution over the item's categories :math:`C_i` (items file: long ``item_id, category`` rows, or
+  ``item_id, categories`` joined by ``|``).
 * Fused score: :math:`f_\lambda(u, i) = z(\mathrm{score})_{u,i} + \lambda\, z(a)_{u,i}`; :math:`\lambda = 0`
   is the base ranker alone.
 * Rank of a positive p (pessimistic ties):
@@ -60,6 +61,7 @@ from spectra_eval import stats
 from spectra_eval.evaluation import MeanCI
 from spectra_eval.fairness import _f
 from spectra_eval.io import USER_COL, DistributionTable, check_schema, json_errors, read_frame
+from spectra_eval.lists import CATEGORIES_COL, read_items
 from spectra_eval.stats import PairedEffect
 from spectra_eval.validation import SpectraInputError, check_positive_int
 
@@ -249,7 +251,14 @@ class ItemCategories:
 
 
 def read_item_categories(path, categories: Sequence[str]) -> ItemCategories:
-    return ItemCategories.from_frame(read_frame(path, string_columns=(ITEM_COL, "category")), categories, str(path))
+    """An items file in either layout: long (``item_id, category``, one row per item and category) or one row
+    per item (``item_id, categories``, labels joined by ``|``, as ``spectra train --export`` writes items.csv
+    and :func:`spectra_eval.lists.read_items` reads it)."""
+    frame = read_frame(path, string_columns=(ITEM_COL, "category", CATEGORIES_COL))
+    if "category" not in frame.columns and CATEGORIES_COL in frame.columns:
+        joined = read_items(path, categories)
+        frame = pd.DataFrame([(i, c) for i, labels in joined.items() for c in labels], columns=[ITEM_COL, "category"])
+    return ItemCategories.from_frame(frame, categories, str(path))
 
 
 def read_popularity(path) -> pd.Series:

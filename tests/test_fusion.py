@@ -305,3 +305,17 @@ def test_parquet_candidates_and_stats_defaults(tmp_path):
     b = F.read_candidates(pq)
     assert (a.users == b.users).all() and np.array_equal(a.scores, b.scores) and a.counts.sum() == len(case[0])
     assert stats.ZERO_METHOD == "wilcox"
+
+
+def test_items_file_in_either_layout(tmp_path):
+    case = make_case(seed=11)
+    paths = write_case(tmp_path, case)
+    joined = case[2].groupby("item_id", sort=False)["category"].agg("|".join).rename("categories").reset_index()
+    joined.to_csv(tmp_path / "joined.csv", index=False)
+    out_long, out_joined = tmp_path / "long", tmp_path / "joined"
+    base = ["fuse", "--candidates", str(paths["candidates"]), "--spectra", str(paths["spectra"]),
+            "--popularity", str(paths["popularity"]), "--bootstrap", "20"]
+    assert main(base + ["--items", str(paths["items"]), "--out", str(out_long)]) == 0
+    assert main(base + ["--items", str(tmp_path / "joined.csv"), "--out", str(out_joined)]) == 0
+    a, b = (json.loads((d / "fusion.json").read_text()) for d in (out_long, out_joined))
+    assert a["results"] == b["results"] and a["comparisons"] == b["comparisons"]

@@ -72,7 +72,7 @@ def test_candidate_and_side_files():
     assert list(frame.columns) == ["user_id", "item_id", "score", "label"] and len(frame) == 25
     assert frame.groupby("user_id")["label"].sum().eq(1).all()
     long = item_categories_frame(data.items)
-    assert list(long.columns) == ["item_id", "category"] and len(long) == N_ITEMS
+    assert list(long.columns) == ["item_id", "categories"] and len(long) == N_ITEMS
     pop = seq.popularity()
     assert len(pop) == N_ITEMS and pop["count"].sum() == sum(len(s) for s in seq.sequences)
 

@@ -11,7 +11,8 @@ EPILOG = """\
 Inputs (CSV or Parquet, by extension):
   --candidates  user_id, item_id, score, label   (the base ranker's score of every candidate; label 1 = held out)
   --spectra     a distribution table: user_id plus one column per category (every candidate user must be in it)
-  --items       item_id, category                (long format: one row per item and category)
+  --items       item_id, category                (long format: one row per item and category), or
+                item_id, categories              (labels joined by '|', as spectra train --export writes)
   --popularity  item_id, count                   (training interactions; list every item, count 0 allowed)
 Output: OUT/fusion.json (schema spectra.fusion/1), or OUT/fusion-NAME.json with --name, so that several runs
 (backbones x candidate sizes) share one report directory. Definitions: spectra_eval.fusion. On bad input nothing
@@ -27,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--candidates", required=True, metavar="C", help="candidates with base-ranker scores and labels")
     parser.add_argument("--spectra", required=True, metavar="S", help="SPECTRA distribution table (one row per user)")
-    parser.add_argument("--items", required=True, metavar="I", help="item categories, long format")
+    parser.add_argument("--items", required=True, metavar="I", help="item categories (long item_id, category rows or '|'-joined categories)")
     parser.add_argument("--popularity", required=True, metavar="P", help="training interaction count per item")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory (created if needed)")
     parser.add_argument("--lambdas", default=",".join(LAMBDAS), metavar="L,L,...",

@@ -9,7 +9,7 @@ EPILOG = """\
 Protocol (spectra_probe.recommenders.data): the model trains on each user's history window (the first 80% of
 the timeline; --split validation nests the split once more); the held-out item is the first item of the
 following window; negatives are sampled uniformly (seeded) from items the user never interacted with.
-Writes OUT (user_id, item_id, score, label) and, when asked, --items (item_id, category) and --popularity
+Writes OUT (user_id, item_id, score, label) and, when asked, --items (item_id, categories) and --popularity
 (item_id, count of training interactions) for `spectra fuse`, plus OUT's training summary as OUT.json.
 """
 DATASETS = ("ml-100k",)

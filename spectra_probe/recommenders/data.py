@@ -59,11 +59,12 @@ class SequenceData:
 
 
 def item_categories_frame(items: pd.DataFrame) -> pd.DataFrame:
-    """``item_id, category`` in long format from an item table's ``categories`` tuples (items without a
-    category are left out: ``spectra fuse`` then names them if they are candidates)."""
-    frame = items[["item_id", "categories"]].explode("categories").dropna(subset=["categories"])
-    return pd.DataFrame({"item_id": frame["item_id"].astype(str).to_numpy(),
-                         "category": frame["categories"].astype(str).to_numpy()})
+    """``item_id, categories`` (labels joined by ``|``): the items file layout ``spectra train --export`` writes,
+    which ``spectra fuse --items`` and ``spectra evaluate --items`` read."""
+    from spectra_eval.lists import CATEGORY_SEP
+
+    return pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy(),
+                         "categories": items["categories"].map(CATEGORY_SEP.join).to_numpy()})
 
 
 def sequence_data(data: Interactions, split: Split | None = None, *, which: str = "test",
