@@ -143,3 +143,19 @@ def test_fusion_stage_leaves_one_fusion_json_per_model_and_size(tmp_path):
     runs = Report.from_dir(tmp_path / "report").documents["fusion"].runs
     assert {r.population.negatives for r in runs.values()} == {9, 19}
     assert all(r.selection.chosen_on == "validation" for r in runs.values())
+
+
+def test_demo_stage_wiring(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from spectra_probe.recommenders import demo_stage as D
+
+    calls = {}
+    monkeypatch.setattr(D, "run_fusion_stage", lambda *a, **kw: calls.update(args=a, kw=kw) or {"models": {}})
+    laps = []
+    run = SimpleNamespace(work=tmp_path, report=tmp_path / "report", prepared=SimpleNamespace(data="D", split="S"),
+                          preds={"probe-yesno": tmp_path / "p.csv"}, max_steps=3, summary={},
+                          clock=SimpleNamespace(lap=laps.append))
+    D.demo_stage(run)
+    assert calls["args"] == (tmp_path / "fusion", "D", "S", tmp_path / "p.csv", tmp_path / "report")
+    assert calls["kw"] == {"epochs": 1, "validation": True} and run.summary["fusion"] == {"models": {}} and laps
