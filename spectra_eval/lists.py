@@ -13,8 +13,24 @@ so each item spreads one unit over its categories :math:`C_i` (the truth's ``mas
 both sums; a user whose list has no categorised item is an error.
 
 The resulting :class:`~spectra_eval.io.DistributionTable` goes through ``spectra evaluate`` like any method
-(every catalogue metric). With ``--history`` the catalogue's ``taste_js`` compares it with the user's history
-distribution: see :func:`spectra_eval.catalogue.catalogue`.
+(every catalogue metric).
+
+Taste distance (``taste_js``)
+-----------------------------
+AMP-CF (Barkan, Fuchs, Caciularu and Koenigstein, "Explainable Recommendations via Attentive Multi-Persona
+Collaborative Filtering", RecSys 2020, pp. 468-473, arXiv:2010.07042) proposed the *Taste Distribution
+Distance*: how far a recommendation list is from the distribution of "tastes" in the user's historical items,
+i.e. whether the list proportionally covers the user's range of interests. The sources available when this
+was written (the abstract and secondary summaries) do not give its exact formula, so this library does not
+claim to reproduce it. It defines its own measure of that question, reported as ``taste_js``:
+
+.. math:: \mathrm{taste\_js}_u = JS(p_u, h_u) \;\text{(bits)},
+
+the Jensen-Shannon divergence between a method's category distribution :math:`p_u` (e.g. a list's, above) and
+the user's history distribution :math:`h_u` (a distribution table given as ``spectra evaluate --history``, such
+as the exported ``history-uhf.csv``: the category mix of the user's history window). 0 means the list mirrors
+the user's historical taste mix exactly, 1 bit that they share no category. It is a per-user catalogue metric
+(mean with the paired bootstrap CI), computed for every method only when a history table is given.
 """
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
 r"""Steerability: does a probed distribution follow a preference the user states?
 
+Neighbouring work evaluates recommenders that condition on natural-language preferences: Mender's benchmark
+("preference discerning": Paischer et al., "Preference Discerning with LLM-Enhanced Generative Retrieval",
+TMLR 2025, arXiv:2412.08604) has fine- and coarse-grained steering, sentiment following and history
+consolidation axes, scored on the recommended items. Here the object steered is the probed category
+*distribution*, so the effect is measured as moved probability mass.
+
 A *request* r asks to move user u's distribution towards (direction ``+``) or away from (``-``) a target T:
 one category (e.g. granularity ``fine``) or a group of categories written ``A|B|C`` (e.g. ``coarse``). The
 probe is run twice: once on the user's context (the *base* table B, keyed by user) and once on the context
