@@ -101,23 +101,26 @@ CATS = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Docu
         "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "IMAX"]
 
 
-def saved_model(args, directory) -> str:
-    """``--model`` or a random Qwen3 (``--shape``) with a locally trained tokenizer saved under ``directory``."""
+def saved_model(args, directory, device: str = "cuda") -> str:
+    """``--model`` or a random Qwen3 (``--shape``; the toy one with ``--smoke``) with a locally trained tokenizer."""
     if args.model:
         return args.model
     import torch
 
     from spectra_probe.tiny import sample_corpus, save_tiny, train_tokenizer
 
-    cfg = {"8b": QWEN3_8B, "small": SMALL}[args.shape]
+    cfg = SMOKE if args.smoke else {"8b": QWEN3_8B, "small": SMALL}[args.shape]
     tok = train_tokenizer(sample_corpus(4000) + [f" {c} Yes No yes no" for c in CATS] * 20,
                           vocab_size=min(cfg["vocab_size"], 4000))
-    model = build_model({**cfg, "vocab_size": max(len(tok), 4000)}, torch.bfloat16, "cuda")
+    model = build_model({**cfg, "vocab_size": max(len(tok), 4000)}, torch.bfloat16, device)
     return str(save_tiny(model, tok, f"{directory}/model"))
 
 
 def ray_scaling(args) -> dict:
-    """Users/s of ``--ray local`` with 1..all GPUs (one actor each) and of one process on one GPU."""
+    """Users/s of ``--ray local`` with 1..all GPUs (one actor each) and of one process on one GPU.
+
+    With ``--smoke``: the toy model on CPU with 1..2 CPU actors, to check the script here.
+    """
     import dataclasses
     import tempfile
 
@@ -130,10 +133,14 @@ def ray_scaling(args) -> dict:
     from spectra_probe.run.ray_executor import run_probe_on_ray
     from spectra_probe.tiny import sample_corpus
 
-    n_gpus = torch.cuda.device_count()
-    report = {"device": torch.cuda.get_device_name(0), "gpus": n_gpus, "backend": args.ray_backend, "runs": []}
+    cuda = not args.smoke
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("gpu_probe --ray: no CUDA device (add --smoke for a CPU check of the script)")
+    n_gpus = torch.cuda.device_count() if cuda else 2
+    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu (smoke run)", "gpus": n_gpus,
+              "backend": args.ray_backend, "runs": []}
     with tempfile.TemporaryDirectory(prefix="spectra-gpu-ray-") as tmp:
-        model = saved_model(args, tmp)
+        model = saved_model(args, tmp, "cuda" if cuda else "cpu")
         words = " ".join(sample_corpus(20 * args.users)).split()
         contexts = [" ".join(words[(u * 250) % len(words):][:250]) for u in range(args.users)]
         pd.DataFrame({"user_id": [f"u{u}" for u in range(args.users)], "context": contexts}).to_csv(
@@ -143,15 +150,16 @@ def ray_scaling(args) -> dict:
         vllm = args.ray_backend == "vllm"
         base = ProbeConfig(model=model, contexts=f"{tmp}/contexts.csv", categories=f"{tmp}/categories.txt",
                            method="yesno", out=f"{tmp}/single.csv", backend=args.ray_backend,
-                           device="cpu" if vllm else "cuda", dtype="bfloat16", progress=False,
-                           checkpoint_every=256 if vllm else 64,
+                           device="cuda" if cuda and not vllm else "cpu", dtype="bfloat16", progress=False,
+                           batch_size=64 if vllm else 8, checkpoint_every=64 if vllm else 8,  # arrival per batch
                            options=ScorerOptions(verbalizers_yes=(" Yes",), verbalizers_no=(" No",)))
         single = timed(base, run_probe)
         report["single"] = {k: v for k, v in single.items() if k != "output"}
-        print(f"one process, 1 GPU: steady {single['steady_users_per_s']:.1f} users/s, "
+        print(f"one process, one device: steady {single['steady_users_per_s']:.1f} users/s, "
               f"total {single['total_s']:.1f} s")
         for w in range(1, n_gpus + 1):
-            cfg = dataclasses.replace(base, out=f"{tmp}/ray{w}.csv", ray="local", workers=w, gpus_per_worker=1)
+            cfg = dataclasses.replace(base, out=f"{tmp}/ray{w}.csv", ray="local", workers=w,
+                                      gpus_per_worker=1 if cuda else 0)
             r = timed(cfg, run_probe_on_ray)
             run = {k: v for k, v in r.items() if k != "output"} | {"workers": w}
             run["per_gpu_users_per_s"] = r["steady_users_per_s"] / w
@@ -159,7 +167,7 @@ def ray_scaling(args) -> dict:
             report.setdefault("per_gpu_1", r["steady_users_per_s"])
             run["max_abs_diff_vs_single"] = float(abs(r["output"].table.probs - single["output"].table.probs).max())
             report["runs"].append(run)
-            print(f"ray, {w} GPU(s): steady {r['steady_users_per_s']:.1f} users/s "
+            print(f"ray, {w} worker(s): steady {r['steady_users_per_s']:.1f} users/s "
                   f"({run['per_gpu_users_per_s']:.1f} per GPU, efficiency {run['scaling_efficiency']:.2f}), "
                   f"start-up {r['startup_s']:.1f} s, max |diff| vs one process {run['max_abs_diff_vs_single']:.2g}")
     return report
