@@ -194,3 +194,18 @@ def test_worker_descriptions_merge():
     assert merge_descriptions([a, b]) == {"engine": "vllm", "approximate_next_logits": 5,
                                           "device": ["cuda", "cuda:1"]}
     assert merge_descriptions([]) == {}
+
+
+def test_cli_runs_on_ray(cluster, tiny_model_dir, data, single, tmp_path, capsys):
+    from spectra_eval.cli import main
+
+    out = tmp_path / "cli.csv"
+    assert main(["probe", "--model", str(tiny_model_dir), "--contexts", str(data / "contexts.csv"),
+                 "--categories", str(data / "categories.txt"), "--method", "yesno", "--out", str(out),
+                 "--batch-size", "3", "--ray", "local", "--workers", "2", "--no-progress"]) == 0
+    assert f"yesno: {N_USERS} users" in capsys.readouterr().out
+    table = pd.read_csv(out, dtype={"user_id": str})
+    assert np.abs(table[list(GENRES[:7])].to_numpy() - single.table.probs).max() <= 1e-6
+    manifest = json.loads(out.with_name("cli.manifest.json").read_text())
+    assert manifest["executor"] | {"ray": None} == {"name": "ray", "address": "local", "workers": 2,
+                                                   "cpus_per_worker": 1.0, "gpus_per_worker": 0.0, "ray": None}
