@@ -16,6 +16,9 @@ Where things live (one module per idea)
 ``theory``, ``certify``,   TV-from-JS chains and population bounds; observed certificates; latent certificates
 ``latent``                 from counts (``certificate.json``)
 ``decoders``               DG list decoders
+``lists``                  recommendation lists as category distributions; ``taste_js`` to the history
+``steering``               steerability of a probed distribution under stated preferences (``steering.json``)
+``fusion``                 SPECTRA as a category prior on a base ranker, paper Appendix E (``fusion.json``)
 ``data/``                  data sets, chronological splits, history priors, taxonomies (never imported by
                            the evaluation, certificates or report)
 ``report/``                table model, markup, renderers, table modules, figures; ``DOCUMENTS`` and ``TABLES``

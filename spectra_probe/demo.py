@@ -81,7 +81,10 @@ class DemoRun:
 
 #: Stages run after the core pipeline (train, export, probe, evaluate, certify) and before the report, in order:
 #: name -> "module:function" taking a DemoRun; each writes its JSON output into ``run.report``.
-EXTRA_STAGES = Registry("demo stage", {"steering": "spectra_probe.steering_demo:run_steering"})
+EXTRA_STAGES = Registry("demo stage", {
+    "fusion": "spectra_probe.recommenders.demo_stage:demo_stage",  # paper Appendix E: SASRec, GRU4Rec + SPECTRA prior
+    "steering": "spectra_probe.steering_demo:run_steering",  # does the probed distribution follow a stated preference
+})
 
 
 def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max_steps: int | None = None,
