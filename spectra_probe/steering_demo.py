@@ -46,7 +46,7 @@ def run_steering(run) -> None:
     manifest = steered.with_name("probe-yesno-steered.manifest.json")
     stale = manifest.exists() and json.loads(manifest.read_text())["requests_sha256"] != _sha(requests)
     if not steered.exists() or stale:
-        cli("probe", "--model", str(run.model), "--adapter", str(run.adapter), "--contexts", str(run.files["contexts"]),
+        cli("probe", *run.model_flags, "--contexts", str(run.files["contexts"]),
             "--categories", str(run.files["categories"]), "--method", "yesno", *PROBE_METHODS["yesno"],
             "--requests", str(requests), "--out", str(steered))
         run.clock.lap("probe yesno steered")
@@ -84,6 +84,10 @@ def steering_sentence(doc: dict, n_cohort: int, alpha: float = 0.05) -> str:
         way = lambda shift: "the stated way" if shift > 0 else "against the statement"  # noqa: E731
         reading = f"groups whose shift differs from zero (Holm p < {alpha:g}): " + "; ".join(
             f"{d} {g} {r['shift']['mean']:+.2g} ({way(r['shift']['mean'])})" for d, g, r in steered)
+        raised = {d for d, _, r in steered if (r["shift"]["mean"] > 0) == (d == "+")}  # the target's mass went up
+        if raised == {"+", "-"} and all((r["shift"]["mean"] > 0) == (d == "+") for d, _, r in steered):
+            reading += (" - the named genres gain mass whichever way the statement points, a mention effect "
+                        "rather than steering")
     return (f"Steering ({sampled}): mean shift of the target's probability mass {ci['mean']:+.2g} "
             f"(95% CI {ci['ci_low']:+.2g} to {ci['ci_high']:+.2g}), success rate {o['success_rate']:.2f}, off-target "
             f"JS {o['off_target_js']['mean']:.2g} bits; {reading}. The model never saw a preference statement in "

@@ -1,5 +1,6 @@
 """A tiny end-to-end run of `spectra demo`: every artifact exists, parses, and agrees with its inputs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,4 +49,45 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     manifest = json.loads((work / "probe" / "probe-yesno.manifest.json").read_text())
     verbalizers = manifest["scorer"]["verbalizers"]  # exactly the tokens SFT trained the yes/no task on
     assert [v["text"] for v in verbalizers["yes"]] == [" Yes"] and [v["text"] for v in verbalizers["no"]] == [" No"]
-    assert manifest["adapter_sha256"]
+    # the demo preset trains every weight in SFT, so the probe loads the SFT model itself, no adapter
+    assert manifest["model"].endswith("model-sft") and manifest["adapter"] is None
+    assert demo["preset"]["sft_mode"] == "full" and demo["preset"]["samples"]["yesno_dist"] > 0
+
+    # the probes against the cohort prior, from a second evaluation with that reference
+    versus = json.loads((work / "evaluation-vs-cohort" / "metrics.json").read_text())
+    assert versus["settings"]["reference"] == "history-cohort"
+    assert set(demo["vs_history_cohort"]) == METHODS - {"history-cohort"}
+    js = versus["comparisons"]["probe-yesno vs history-cohort"]["js"]
+    assert demo["vs_history_cohort"]["probe-yesno"] == {k: js[k] for k in ("mean_diff", "ci_low", "ci_high", "p")}
+
+    # the README's numbers are the JSON's, and it says what the run does and does not show
+    readme = (out / "README.md").read_text()
+    yesno = metrics["methods"]["probe-yesno"]
+    assert f"{yesno['js']['mean']:.3f}" in readme and f"{metrics['methods']['dg']['head_bias']:.3f}" in readme
+    assert f"p = {js['p']:.2g}" in readme and "## What it does not show" in readme
+    assert ("`probe-yesno` personalises" in readme) == ((yesno["personalization"]["ci_low"] or 0) > 0)
+    # the extra stages' sentences are in the README, and the fusion one reads the fusion JSON's numbers
+    assert demo["steering"]["sentence"] in readme and demo["fusion"]["sentence"] in readme
+    fusion = json.loads((out / "fusion-sasrec-neg99.json").read_text())
+    base = fusion["results"][fusion["settings"]["reference_lambda"]]["all"]["ndcg@10"]["mean"]
+    assert f"SASRec, 1 + 99: NDCG@10 {base:.3f} alone, lambda = {fusion['best_lambda']}" in readme
+
+
+def test_fusion_sentence_reads_gains_and_losses(tmp_path):
+    """The README's fusion verdict follows the fusion JSON: a significant gain, a significant loss, or neither."""
+    from spectra_probe.recommenders.demo_stage import fusion_sentence
+
+    doc = json.loads((Path(__file__).parents[1] / "reports" / "movielens-100k" / "fusion-sasrec-neg99.json").read_text())
+    best = doc["best_lambda"] = doc["selection"]["best_lambda"] = "0.5"
+
+    def verdict(delta, p_holm):
+        doc["comparisons"][best]["all"].update(delta=delta, ci_low=delta - 0.01, ci_high=delta + 0.01, p_holm=p_holm)
+        (tmp_path / "fusion-x.json").write_text(json.dumps(doc))
+        return fusion_sentence(tmp_path)
+
+    gain = verdict(0.02, 0.001)
+    assert "lambda = 0.5 chosen on validation: +0.0200 [+0.0100, +0.0300], Holm p = 0.001" in gain
+    assert "improves 1 of 1 runs significantly" in gain and "worse" not in gain
+    assert "makes 1 significantly worse" in verdict(-0.02, 0.001)
+    neither = verdict(-0.02, 0.2)
+    assert "no run gains significantly" in neither and "worse" not in neither

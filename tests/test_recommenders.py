@@ -158,4 +158,5 @@ def test_demo_stage_wiring(tmp_path, monkeypatch):
                           clock=SimpleNamespace(lap=laps.append))
     D.demo_stage(run)
     assert calls["args"] == (tmp_path / "fusion", "D", "S", tmp_path / "p.csv", tmp_path / "report")
-    assert calls["kw"] == {"epochs": 1, "validation": True} and run.summary["fusion"] == {"models": {}} and laps
+    assert calls["kw"] == {"epochs": 1, "validation": True} and run.summary["fusion"] == {"models": {}, "sentence": f"no fusion run was written to {tmp_path / 'report'}."}
+    assert laps

@@ -264,6 +264,15 @@ def test_latex_escape_specials_and_non_ascii():
     assert all(ord(ch) < 128 for ch in latex_escape("Ωmega ﬁ ² “q” … 日本"))
 
 
+def test_numeric_cells_in_latex_escape_percent_and_thousands():
+    """A relative change ('-100%', the fusion table) must not open a LaTeX comment inside math mode."""
+    from spectra_eval.report.render import _latex_cell
+
+    assert _latex_cell(Cell(-100.0, "-100%")) == r"$-100\%$"
+    assert _latex_cell(Cell(1234.0, "1,234")) == "$1{,}234$"
+    assert _latex_cell(Cell(1e-152, "1.0e-152")) == "$10^{-152}$"
+
+
 def test_markdown_escapes_only_pipes():
     assert md_escape("a|b & c_d *e* 50% $x$") == r"a\|b & c_d *e* 50% $x$"
 

@@ -284,3 +284,6 @@ def test_demo_sample_and_sentence(files):
     strong["by"]["-"]["fine"].update(p_holm=0.01, shift={"mean": -0.03, "ci_low": -0.05, "ci_high": -0.01})
     reading = steering_sentence(strong, 25)
     assert "+ fine +0.12 (the stated way); - fine -0.03 (against the statement)" in reading
+    assert "a mention effect" in reading  # both directions raised the named genres' mass
+    strong["by"]["-"]["fine"].update(shift={"mean": 0.03, "ci_low": 0.01, "ci_high": 0.05})
+    assert "a mention effect" not in steering_sentence(strong, 25)  # '-' lowered it: the stated way

@@ -14,13 +14,16 @@ torch = pytest.importorskip("torch")
 from spectra_eval.cli import main as cli_main  # noqa: E402
 from spectra_eval.data.datasets import Interactions  # noqa: E402
 from spectra_eval.io import DistributionTable, read_distribution_table  # noqa: E402
-from spectra_eval.data.splits import chronological_split  # noqa: E402
+from spectra_eval.data.splits import chronological_split, truth_table  # noqa: E402
 from spectra_probe.scoring.choice import choice_labels  # noqa: E402
 from spectra_probe.templates import PromptBuilder, PromptTemplates  # noqa: E402
-from spectra_probe.training.examples import (IGNORE_INDEX, SFTExample, cpt_corpus_for, encode_examples,  # noqa: E402
-                                             pack_corpus, prepare, sft_examples, sft_examples_for, sft_split)
-from spectra_probe.training.loop import build_from_scratch, run_cpt, run_sft  # noqa: E402
+from spectra_probe.training.examples import (IGNORE_INDEX, NO_ANSWER, YES_ANSWER, SFTExample,  # noqa: E402
+                                             cpt_corpus_for, encode_distributions, encode_examples, pack_corpus,
+                                             prepare, sft_examples, sft_examples_for, sft_split)
+from spectra_probe.training.loop import (build_from_scratch, distribution_loss, distribution_scores,  # noqa: E402
+                                         run_cpt, run_sft)
 from spectra_probe.training.presets import TrainConfig  # noqa: E402
+from spectra_eval.validation import SpectraInputError  # noqa: E402
 
 CATS = ("Action", "Comedy", "Drama", "Horror")
 
@@ -68,6 +71,48 @@ def test_sft_examples_tasks_and_sampling():
     assert dg["a"].prompt == b.dg_prompt("X (1999) [Action]", 5, CATS)
 
 
+def test_yesno_dist_examples_carry_the_whole_target():
+    theta = DistributionTable(users=np.array(["a", "b"], dtype=object), categories=CATS,
+                              probs=np.array([[0.7, 0.3, 0, 0], [0, 0, 0, 1.0]]))
+    contexts = pd.DataFrame({"user_id": ["a", "b"], "context": ["X (1999) [Action]", "Y [Horror]"]})
+    b = PromptBuilder(PromptTemplates())
+    ex = sft_examples(contexts, theta, samples={"yesno_dist": 2, "name": 1}, seed=1)
+    dist = [e for e in ex if e.task == "yesno_dist"]
+    assert [e.user_id for e in dist] == ["a", "a", "b", "b"] and len(ex) == 6
+    assert dist[0].prefix == b.probe_prefix("X (1999) [Action]")
+    assert dist[0].suffixes == tuple(b.probe_suffix(c) for c in CATS) and dist[0].target == (0.7, 0.3, 0.0, 0.0)
+
+
+def test_yesno_dist_training_reads_exactly_what_the_probe_reads(tiny_model_dir):
+    """The training scores (packed context + K tails, with gradients) equal the yes/no probe's scores of the
+    same prompts through the backend, and the loss is the cross-entropy of the probe's softmax."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spectra_probe.backends.hf import HFBackend
+    from spectra_probe.scoring import ScorerOptions
+    from spectra_probe.scoring.yesno import YesNoScorer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype="float32").eval()
+    cats = ("Comedy", "Drama", "Film-Noir", "Children's", "Sci-Fi")
+    contexts = ["the user watched comedy drama and then liked romance", "liked action movie film thriller"]
+    theta = DistributionTable(users=np.array(["a", "b"], dtype=object), categories=cats,
+                              probs=np.array([[0.5, 0.5, 0, 0, 0], [0.1, 0.2, 0.3, 0.2, 0.2]]))
+    frame = pd.DataFrame({"user_id": ["a", "b"], "context": contexts})
+    items = encode_distributions(sft_examples(frame, theta, samples={"yesno_dist": 1}), tok)
+    answers = ([tok.convert_tokens_to_ids(tok.tokenize(YES_ANSWER))[0]],
+               [tok.convert_tokens_to_ids(tok.tokenize(NO_ANSWER))[0]])
+    with torch.no_grad():
+        scores = distribution_scores(model, items, answers, pad_id=tok.pad_token_id).numpy()
+        loss = float(distribution_loss(model, items, answers, pad_id=tok.pad_token_id))
+    options = ScorerOptions(verbalizers_yes=(YES_ANSWER,), verbalizers_no=(NO_ANSWER,))
+    probe = YesNoScorer(cats, PromptBuilder(PromptTemplates(), tok), options)
+    expected = probe.score_batch(HFBackend(tiny_model_dir), contexts).scores
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    log_probs = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    assert np.isclose(loss, -(theta.probs * log_probs).sum(axis=1).mean(), atol=1e-5)
+
+
 def test_encode_masks_prompt_and_cuts_from_the_start():
     from spectra_probe.tiny import train_tokenizer
 
@@ -92,11 +137,29 @@ def test_sft_split_never_sees_the_evaluation_future():
     assert not used & eval_future
     assert len(nested.history) + len(nested.future) == len(split.history)
     prepared = prepare(data)
-    ex = sft_examples_for(prepared, None, budget=None, samples={"name": 1})
+    ex = sft_examples_for(prepared, None, budget=None, samples={"name": 1}, windows=(0.5, 0.65))
     future_titles = set(data.items.set_index("item_id").loc[split.future["item_id"], "title"])
     history_titles = set(data.items.set_index("item_id").loc[split.history["item_id"], "title"])
     only_future = future_titles - history_titles  # titles that would only reach a prompt through leakage
     assert not any(f"{t} (" in e.prompt for e in ex for t in only_future)
+
+
+def test_sft_windows_cut_each_history_again():
+    """Each window adds one example per user: context = the history before the cut, target = the mix after it
+    (still inside the history window); without windows the examples are the nested split's alone."""
+    prepared = prepare(synthetic())
+    one = sft_examples_for(prepared, None, budget=None, samples={"yesno_dist": 1})
+    three = sft_examples_for(prepared, None, budget=None, samples={"yesno_dist": 1}, windows=(0.5, 0.65))
+    assert three[:len(one)] == one and len(three) == 3 * len(one)
+    early = sft_split(prepared.split, history_fraction=0.5)
+    theta = truth_table(early)
+    by_user = {e.user_id: e for e in three[len(one):2 * len(one)]}
+    titles = prepared.data.items.set_index("item_id")["title"]
+    for u, p in zip(theta.users, theta.probs):
+        assert np.allclose(by_user[u].target, p)
+        context = early.history[early.history["user_id"] == u]["item_id"]
+        assert by_user[u].prefix.count("\n") == len(context) + 1  # header line + one line per item, no budget
+        assert f"{titles[context.iloc[-1]]} (" in by_user[u].prefix
 
 
 def _target_loss(model, tokenizer, examples) -> float:
@@ -199,3 +262,12 @@ def test_cli_presets_resolve_to_c8_and_tiny_configs():
     scratch = cmd._config(parser.parse_args(["--stage", "cpt", "--from-scratch", "--dataset", "ml-100k", "--out", "o"]))
     assert scratch.cpt_mode == "full" and c8.cpt_mode == "lora"
     assert cmd._samples(None, "c8") == {"name": 4} and cmd._samples(["yesno=2"], "tiny") == {"yesno": 2}
+    # --preset tiny is the demo's preset: full-weight SFT on its mixture and windows; c8 keeps LoRA, one window
+    from spectra_probe.training import DEMO
+
+    assert tiny.sft_mode == "full" and c8.sft_mode == "lora" and cmd._samples(None, "tiny") == DEMO.samples
+    assert cmd._windows(None, "tiny") == DEMO.windows and cmd._windows(None, "c8") == ()
+    assert cmd._windows("0.4,0.6", "c8") == (0.4, 0.6)
+    for bad, words in (("0.4,x", "expected comma-separated fractions"), ("0.4,1.2", "1.2 is not a history fraction")):
+        with pytest.raises(SpectraInputError, match=words):
+            cmd._windows(bad, "c8")

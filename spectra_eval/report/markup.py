@@ -162,11 +162,12 @@ _SCI = re.compile(r"^(<)?(-?\d+(?:\.\d+)?)e([+-]\d+)$")
 
 
 def _latex_math_number(display: str) -> str:
-    """'3.1e-152' -> '3.1\\times10^{-152}', '<1e-300' -> '<10^{-300}', '1,234' -> '1{,}234', '9.4×' -> '9.4\\times'."""
+    """'3.1e-152' -> '3.1\\times10^{-152}', '<1e-300' -> '<10^{-300}', '1,234' -> '1{,}234', '9.4×' -> '9.4\\times',
+    '+12%' -> '+12\\%'."""
     m = _SCI.match(display)
     if m:
         less, mant, exp = m.groups()
         power = f"10^{{{int(exp)}}}"
         body = power if mant in ("1", "1.0") else f"{mant}\\times{power}"
         return ("<" if less else "") + body
-    return display.replace(",", "{,}").replace("×", r"\times")
+    return display.replace(",", "{,}").replace("×", r"\times").replace("%", r"\%")

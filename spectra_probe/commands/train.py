@@ -11,6 +11,10 @@ On a CPU, a small Qwen3-architecture model trained from scratch (``--preset tiny
     spectra train --stage cpt --from-scratch --preset tiny --dataset ml-100k --out runs/cpt
     spectra train --stage sft --preset tiny --model runs/cpt --dataset ml-100k --out runs/sft --export runs/data
 
+``--preset tiny`` is the demo's :data:`~spectra_probe.training.presets.DEMO`: its SFT trains every weight
+(``--sft-mode full``; probe with ``--model runs/sft``, no adapter) on the ``yesno_dist`` mixture over three
+history windows; the reasons and measurements are in ``spectra_probe/training/presets.py``.
+
 ``--dataset`` names the interactions (``ml-100k`` = MovieLens-100k bundled with recbole;
 ``movielens:DIR`` any MovieLens release; ``table:FILE`` a generic user_id/item_id/timestamp/categories table;
 ``yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]``); the command splits it chronologically (80/20 per user), builds
@@ -50,16 +54,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--dataset", help="ml-100k | movielens:DIR | table:FILE | yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]")
     data.add_argument("--data", help="prebuilt CSV/Parquet: column 'text' (cpt) or 'prompt','target' (sft)")
-    parser.add_argument("--out", required=True, help="output directory (model+tokenizer for cpt, adapter for sft)")
+    parser.add_argument("--out", required=True,
+                        help="output directory (model+tokenizer for cpt; adapter for sft, or the model with "
+                             "--sft-mode full)")
     parser.add_argument("--export", help="also write contexts/truth/meta/categories/priors/steering requests/items "
                                          "for probe, evaluate and steer")
     parser.add_argument("--preset", choices=("c8", "tiny"), default="c8",
                         help="defaults for unset flags: c8 = the paper's recipe (8B model, GPU); tiny = the CPU "
-                             "demo's small model (lr 3e-3, batch 16, short sequences, LoRA r=16)")
+                             "demo's small model (full-weight SFT at lr 1e-3, batch 16, yesno_dist mixture, "
+                             "three SFT windows)")
     parser.add_argument("--context-tokens", type=int, default=None, help="token budget of a context (c8 1024, tiny 128)")
     parser.add_argument("--samples", action="append", default=None, metavar="TASK=N",
-                        help="SFT examples per user and task (name, yesno, choice, dg); default c8: name=4, "
-                             "tiny: name=3 yesno=4 choice=2 dg=1; repeatable")
+                        help="SFT examples per user and task (name, yesno, choice, dg, yesno_dist); default c8: "
+                             "name=4, tiny: yesno_dist=2 name=1 choice=1 dg=1; repeatable")
+    parser.add_argument("--windows", default=None, metavar="F,F",
+                        help="further SFT windows: history fractions at which each user's history is cut again, "
+                             "each adding --samples examples per user (c8: none; tiny: 0.5,0.65)")
     parser.add_argument("--min-interactions", type=int, default=5, help="drop users with fewer (default 5)")
     g = parser.add_argument_group("optimisation (defaults from --preset; c8 values shown)")
     g.add_argument("--lr", type=float, help=f"peak learning rate ({d.learning_rate:g})")
@@ -77,6 +87,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cpt-mode", choices=("full", "lora"),
                    help="CPT trains a LoRA adapter merged afterwards (lora; default) or all weights (full; "
                         "the default with --from-scratch)")
+    g.add_argument("--sft-mode", choices=("full", "lora"),
+                   help="SFT trains a LoRA adapter (lora; c8) or every weight (full; tiny)")
     g.add_argument("--seed", type=int, help=f"random seed ({d.seed})")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
     g.add_argument("--dtype", help="auto | float32 | bfloat16 | float16 (auto: bf16 on cuda, fp32 on cpu)")
@@ -89,8 +101,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 _FLAGS = {"lr": "learning_rate", "epochs": "epochs", "max_steps": "max_steps", "batch_size": "batch_size",
           "grad_accum": "grad_accum", "warmup_ratio": "warmup_ratio", "weight_decay": "weight_decay",
           "max_length": "max_length", "lora_r": "lora_r", "lora_alpha": "lora_alpha",
-          "lora_dropout": "lora_dropout", "cpt_mode": "cpt_mode", "seed": "seed", "device": "device",
-          "dtype": "dtype"}
+          "lora_dropout": "lora_dropout", "cpt_mode": "cpt_mode", "sft_mode": "sft_mode", "seed": "seed",
+          "device": "device", "dtype": "dtype"}
 
 
 def _config(args):
@@ -139,6 +151,21 @@ def _samples(values, preset: str) -> dict[str, int]:
     return out
 
 
+def _windows(value: str | None, preset: str) -> tuple[float, ...]:
+    from spectra_probe.training import DEMO
+
+    if value is None:
+        return tuple(DEMO.windows) if preset == "tiny" else ()
+    try:
+        windows = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise SpectraInputError(f"--windows {value!r}: expected comma-separated fractions, e.g. 0.5,0.65") from None
+    bad = [w for w in windows if not 0 < w < 1]
+    if bad:
+        raise SpectraInputError(f"--windows {value!r}: {bad[0]} is not a history fraction in (0, 1)")
+    return windows
+
+
 def _read_columns(path: str, columns: tuple[str, ...]):
     from spectra_eval.io import read_frame
 
@@ -184,7 +211,8 @@ def run(args) -> int:
         if prepared is not None:
             tokenizer = T.load_tokenizer(args.model)
             examples = T.sft_examples_for(prepared, tokenizer, budget=budget,
-                                          samples=_samples(args.samples, args.preset), seed=config.seed)
+                                          samples=_samples(args.samples, args.preset), seed=config.seed,
+                                          windows=_windows(args.windows, args.preset))
         else:
             frame = _read_columns(args.data, ("prompt", "target"))
             examples = [T.SFTExample(str(u), "custom", p, t) for u, p, t in zip(

@@ -68,5 +68,40 @@ def demo_stage(run) -> None:
     prepared = run.prepared
     summary = run_fusion_stage(run.work / "fusion", prepared.data, prepared.split, run.preds[DEMO_PROBE], run.report,
                                epochs=1 if run.max_steps is not None else None, validation=True)
+    summary["sentence"] = fusion_sentence(run.report)
     run.summary["fusion"] = summary
     run.clock.lap("fusion (SASRec, GRU4Rec)")
+
+
+def fusion_sentence(report_dir) -> str:
+    """What the ``fusion-*.json`` runs in ``report_dir`` show over all users, for the demo's README: per run the
+    base ranker's NDCG@k, the chosen lambda and, when it is not 0, the paired difference with Holm's p."""
+    import json
+
+    from spectra_eval.fusion import FusionRuns
+    from spectra_eval.report.fusion_tables import run_label
+
+    docs = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(report_dir).glob("fusion-*.json"))}
+    if not docs:
+        return f"no fusion run was written to {report_dir}."
+    runs = FusionRuns.from_dict({"runs": docs}).runs.values()
+    parts, gains, losses = [], 0, 0
+    for run in runs:
+        key, best = run.ndcg_key, run.best_lambda
+        base = run.results[run.settings.reference]["all"].metrics[key].mean
+        comp = run.comparisons.get(best, {}).get("all")
+        part = f"{run_label(run)}: {key.replace('ndcg', 'NDCG')} {base:.3f} alone"
+        if comp is None:
+            part += f", lambda = {best} chosen on {run.selection.chosen_on} (the probe's prior not used)"
+        else:
+            e = comp.effect
+            gains += e.estimate > 0 and comp.p_holm < 0.05
+            losses += e.estimate < 0 and comp.p_holm < 0.05
+            part += (f", lambda = {best} chosen on {run.selection.chosen_on}: {e.estimate:+.4f} "
+                     f"[{e.ci_low:+.4f}, {e.ci_high:+.4f}], Holm p = {comp.p_holm:.2g}")
+        parts.append(part)
+    verdict = (f"the probe's prior improves {gains} of {len(parts)} runs significantly" if gains
+               else "no run gains significantly from the probe's prior")
+    if losses:
+        verdict += f", and the lambda chosen on validation makes {losses} significantly worse on test (Holm p < 0.05)"
+    return "; ".join(parts) + f". Over all users, {verdict}."

@@ -4,7 +4,7 @@ what the probe and the evaluation read.
 ================== =========================================================================================
 module             role
 ================== =========================================================================================
-:mod:`.presets`    :class:`TrainConfig` (the paper's C8 recipe as defaults) and the CPU demo's ``TINY_*``
+:mod:`.presets`    :class:`TrainConfig` (the paper's C8 recipe as defaults) and the CPU demo's :data:`DEMO`
 :mod:`.examples`   torch-free data: :func:`prepare` (evaluation split + nested SFT split), CPT corpus, SFT
                    examples, token sequences
 :mod:`.loop`       torch: :func:`train_loop`, :func:`run_cpt`, :func:`run_sft`, :func:`build_from_scratch`
@@ -24,18 +24,19 @@ Importing this package does not import torch.
 """
 from __future__ import annotations
 
-from .examples import (IGNORE_INDEX, NO_ANSWER, SFT_TASKS, YES_ANSWER, Prepared, SFTExample, contexts_for,
-                       cpt_corpus, cpt_corpus_for, encode_examples, pack_corpus, prepare, sft_examples,
-                       sft_examples_for, sft_split, template_corpus)
+from .examples import (IGNORE_INDEX, NO_ANSWER, SFT_TASKS, YES_ANSWER, DistributionExample, Prepared, SFTExample,
+                       contexts_for, cpt_corpus, cpt_corpus_for, encode_distributions, encode_examples, pack_corpus,
+                       prepare, sft_examples, sft_examples_for, sft_split, template_corpus)
 from .export import export_evaluation_inputs, hierarchy_partition
 from .loop import (TrainResult, build_from_scratch, load_model, load_tokenizer, lora_config, read_train_result,
                    run_cpt, run_sft, train_loop)
-from .presets import (C8_SAMPLES, C8_TARGET_MODULES, TINY_CONTEXT_TOKENS, TINY_CPT, TINY_MODEL, TINY_SAMPLES,
-                      TINY_SFT, TrainConfig)
+from .presets import (C8_SAMPLES, C8_TARGET_MODULES, DEMO, TINY_CONTEXT_TOKENS, TINY_CPT, TINY_MODEL, TINY_SAMPLES,
+                      TINY_SFT, TINY_WINDOWS, DemoPreset, TrainConfig)
 
-__all__ = ["C8_SAMPLES", "C8_TARGET_MODULES", "IGNORE_INDEX", "NO_ANSWER", "SFT_TASKS", "TINY_CONTEXT_TOKENS",
-           "TINY_CPT", "TINY_MODEL", "TINY_SAMPLES", "TINY_SFT", "YES_ANSWER", "Prepared", "SFTExample",
-           "TrainConfig", "TrainResult", "build_from_scratch", "contexts_for", "cpt_corpus", "cpt_corpus_for",
-           "encode_examples", "export_evaluation_inputs", "hierarchy_partition", "load_model", "load_tokenizer",
-           "lora_config", "pack_corpus", "prepare", "read_train_result", "run_cpt", "run_sft", "sft_examples",
-           "sft_examples_for", "sft_split", "template_corpus", "train_loop"]
+__all__ = ["C8_SAMPLES", "C8_TARGET_MODULES", "DEMO", "DemoPreset", "DistributionExample", "IGNORE_INDEX",
+           "NO_ANSWER", "SFT_TASKS", "TINY_CONTEXT_TOKENS", "TINY_CPT", "TINY_MODEL", "TINY_SAMPLES",
+           "TINY_SFT", "TINY_WINDOWS", "YES_ANSWER", "Prepared", "SFTExample", "TrainConfig", "TrainResult",
+           "build_from_scratch", "contexts_for", "cpt_corpus", "cpt_corpus_for", "encode_distributions",
+           "encode_examples", "export_evaluation_inputs", "hierarchy_partition", "load_model",
+           "load_tokenizer", "lora_config", "pack_corpus", "prepare", "read_train_result", "run_cpt",
+           "run_sft", "sft_examples", "sft_examples_for", "sft_split", "template_corpus", "train_loop"]

@@ -13,6 +13,12 @@ from the target distribution theta of the SFT window):
 * ``choice``: the multi-choice question -> the label of c ~ theta.
 * ``dg``: the direct-generation prompt -> the user's top-k categories by theta mass (most first), so the DG
   baseline decodes lists from a model trained for them.
+* ``yesno_dist`` (a :class:`DistributionExample` per user and pass): the K yes/no probe prompts of one context
+  at once, loss = cross-entropy between theta and the softmax over categories of the yes-minus-no logit
+  difference, i.e. the probe's own readout theta_S (Eq. 1, tau = 1). One example carries the whole target
+  distribution instead of one sampled yes/no bit, and the K prompts share one encoding of the context
+  (:func:`encode_distributions` packs them like the probe's shared-prefix engine), so it is the cheap way to
+  make a small model's yes/no probe read the user (measured in :data:`~spectra_probe.training.presets.DEMO`).
 
 Leakage: the evaluation future (the last 20%) must not be trained on (checklist C6). The SFT window is
 therefore a *nested* chronological split of the history (:func:`sft_split`): SFT contexts are the first 80%
@@ -31,6 +37,7 @@ from spectra_eval.data.datasets import Interactions
 from spectra_eval.data.splits import Split, chronological_split, truth_table
 from spectra_eval.io import DistributionTable
 from spectra_eval.validation import SpectraInputError
+from spectra_probe.backends.base import PromptGroup, ScoreRequest, leading_special_ids, plan_groups
 from spectra_probe.scoring.choice import choice_labels
 from spectra_probe.templates import PromptBuilder, PromptTemplates
 from spectra_probe.textualize import item_lines, textualize
@@ -39,7 +46,7 @@ from .presets import C8_SAMPLES
 
 log = logging.getLogger(__name__)
 
-SFT_TASKS = ("name", "yesno", "choice", "dg")
+SFT_TASKS = ("name", "yesno", "choice", "dg", "yesno_dist")
 IGNORE_INDEX = -100
 #: The yes/no task's targets: the verbalizers a probe of the trained model reads.
 YES_ANSWER, NO_ANSWER = " Yes", " No"
@@ -56,12 +63,25 @@ class SFTExample:
 
 
 @dataclass(frozen=True)
+class DistributionExample:
+    """The yes/no probe of one context as one example: prompts ``prefix + suffixes[k]``, one per category, and
+    the target distribution over them (module docstring, task ``yesno_dist``)."""
+
+    user_id: str
+    task: str
+    prefix: str
+    suffixes: tuple[str, ...]
+    target: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A data set split for alignment and evaluation.
 
     ``split``: the evaluation split (history = first 80%, future = last 20% per user); ``truth``: theta_* of
     the future window; ``sft``: the nested split of the history that SFT trains on; ``sft_truth``: its
-    target distributions. CPT uses ``split.history`` only.
+    target distributions. CPT uses ``split.history`` only. ``mass`` and ``min_interactions`` are the rules
+    the splits were made with (further SFT windows, :func:`sft_examples_for`, reuse them).
     """
 
     data: Interactions
@@ -69,6 +89,8 @@ class Prepared:
     truth: DistributionTable
     sft: Split
     sft_truth: DistributionTable
+    mass: str = "split"
+    min_interactions: int = 5
 
 
 def prepare(data: Interactions, *, history_fraction: float = 0.8, min_interactions: int = 5,
@@ -77,7 +99,7 @@ def prepare(data: Interactions, *, history_fraction: float = 0.8, min_interactio
     split = chronological_split(data, history_fraction=history_fraction, min_interactions=min_interactions, mass=mass)
     nested = sft_split(split, min_interactions=min_interactions)
     return Prepared(data=data, split=split, truth=truth_table(split, mass=mass), sft=nested,
-                    sft_truth=truth_table(nested, mass=mass))
+                    sft_truth=truth_table(nested, mass=mass), mass=mass, min_interactions=min_interactions)
 
 
 def sft_split(split: Split, *, history_fraction: float | None = None, min_interactions: int = 5) -> Split:
@@ -143,8 +165,9 @@ def template_corpus(categories: Sequence[str], templates: PromptTemplates | None
 
 def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates: PromptTemplates | None = None,
                  tokenizer=None, samples: Mapping[str, int] | None = None, dg_k: int = 5,
-                 seed: int = 42) -> list[SFTExample]:
-    """(prompt, target) pairs per user (module docstring for the tasks).
+                 seed: int = 42) -> list[SFTExample | DistributionExample]:
+    """(prompt, target) pairs per user, and one :class:`DistributionExample` per ``yesno_dist`` pass (module
+    docstring for the tasks).
 
     Parameters
     ----------
@@ -155,7 +178,8 @@ def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates:
         error.
     samples : mapping task -> count per user
         Default :data:`~spectra_probe.training.presets.C8_SAMPLES` (the paper's category-name SFT). For ``yesno`` the count is split half
-        positive, half negative.
+        positive, half negative; for ``yesno_dist`` it is the number of passes over the user's
+        :class:`DistributionExample` (its target is exact, so a pass is a copy).
     """
     samples = dict(samples or C8_SAMPLES)
     unknown = [t for t in samples if t not in SFT_TASKS]
@@ -173,7 +197,7 @@ def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates:
     question = builder.choice_question(labels, cats) if samples.get("choice") else ""
     answer = (lambda s: s.lstrip()) if t.chat else (lambda s: s)
     rng = np.random.default_rng(seed)
-    out: list[SFTExample] = []
+    out: list[SFTExample | DistributionExample] = []
     for u, p in zip(theta.users, theta.probs):
         ctx = context_of[u]
         draw = lambda n: rng.choice(K, size=n, p=p)  # noqa: E731
@@ -189,6 +213,10 @@ def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates:
             prefix = builder.probe_prefix(ctx) + question
             out += [SFTExample(u, "choice", prefix, builder.choice_answer(labels[c]))
                     for c in draw(samples["choice"])]
+        if samples.get("yesno_dist"):
+            suffixes = tuple(builder.probe_suffix(c) for c in cats)
+            dist = DistributionExample(u, "yesno_dist", builder.probe_prefix(ctx), suffixes, tuple(map(float, p)))
+            out += [dist] * samples["yesno_dist"]
         for _ in range(samples.get("dg", 0)):
             order = np.argsort(-p, kind="stable")[:dg_k]
             top = [cats[j] for j in order if p[j] > 0]
@@ -199,12 +227,25 @@ def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates:
 
 
 def sft_examples_for(prepared: Prepared, tokenizer, *, budget: int | None, samples: Mapping[str, int] | None = None,
-                     templates: PromptTemplates | None = None, seed: int = 42) -> list[SFTExample]:
-    """SFT examples from the nested split: contexts of its history, targets drawn from its truth."""
-    contexts = contexts_for(prepared.sft.history, prepared.data.items, prepared.sft.users, tokenizer=tokenizer,
-                            budget=budget)
-    return sft_examples(contexts, prepared.sft_truth, templates=templates, tokenizer=tokenizer, samples=samples,
-                        seed=seed)
+                     templates: PromptTemplates | None = None, seed: int = 42,
+                     windows: Sequence[float] = ()) -> list[SFTExample | DistributionExample]:
+    """SFT examples from the nested split: contexts of its history, targets drawn from its truth.
+
+    ``windows``: further history fractions at which each user's history window is cut again
+    (:func:`sft_split`); each adds ``samples`` more examples per user, with the context before that cut and
+    the target after it. More windows give more distinct (context, future) pairs, where repeated passes over
+    one pair let a small model memorise that pair's noise. Every window lies inside the history, so the
+    evaluation future is still never trained on.
+    """
+    splits = [(prepared.sft, prepared.sft_truth)]
+    for fraction in windows:
+        nested = sft_split(prepared.split, history_fraction=fraction, min_interactions=prepared.min_interactions)
+        splits.append((nested, truth_table(nested, mass=prepared.mass)))
+    out: list[SFTExample | DistributionExample] = []
+    for i, (nested, theta) in enumerate(splits):
+        contexts = contexts_for(nested.history, prepared.data.items, nested.users, tokenizer=tokenizer, budget=budget)
+        out += sft_examples(contexts, theta, templates=templates, tokenizer=tokenizer, samples=samples, seed=seed + i)
+    return out
 
 
 # ---------------------------------------------------------------- token sequences
@@ -221,6 +262,26 @@ def pack_corpus(texts: Sequence[str], tokenizer, block_size: int) -> list[list[i
             ids.append(eos)
     blocks = [ids[i:i + block_size] for i in range(0, len(ids), block_size)]
     return [b for b in blocks if len(b) >= min(16, block_size)]
+
+
+@dataclass(frozen=True)
+class EncodedDistribution:
+    """A :class:`DistributionExample` in tokens: the shared context ``group.ctx``, one tail per category
+    (``group.tails``, split from the context exactly as the probe splits them) and the target distribution."""
+
+    group: PromptGroup
+    target: tuple[float, ...]
+
+
+def encode_distributions(examples: Sequence[DistributionExample], tokenizer) -> list[EncodedDistribution]:
+    """Tokenise each example with the probe's own prefix/suffix split
+    (:func:`spectra_probe.backends.base.plan_groups`), so training reads the positions the probe reads."""
+    requests = [ScoreRequest(prefix=e.prefix, suffixes=e.suffixes) for e in examples]
+    groups, _ = plan_groups(tokenizer, requests, share_prefix=True, lead=leading_special_ids(tokenizer))
+    if len(groups) != len(examples):  # a BPE merge across the boundary would need a group of its own
+        raise SpectraInputError("yesno_dist: a category's probe suffix merges with the context's last token; "
+                                "end the probe prefix with whitespace or punctuation")
+    return [EncodedDistribution(g, e.target) for g, e in zip(groups, examples)]
 
 
 def encode_examples(examples: Sequence[SFTExample], tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:

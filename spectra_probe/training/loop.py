@@ -13,7 +13,9 @@ same for a tiny CPU model and for Qwen3-8B on a GPU:
 * **SFT** (:func:`run_sft`): a LoRA adapter (C8 defaults: r=32, alpha=64, dropout 0.1 on q/k/v/o and
   gate/up/down projections, lr 8e-5, cosine, 10% warm-up, AdamW) trained on (prompt, target) pairs, loss on
   the target tokens only. The adapter (and the tokenizer, so the directory is self-contained) is saved with
-  ``save_pretrained``; the probe reloads it with ``PeftModel.from_pretrained``.
+  ``save_pretrained``; the probe reloads it with ``PeftModel.from_pretrained``. ``sft_mode='full'`` (the CPU
+  demo) trains and saves every weight instead. ``yesno_dist`` examples are trained through the yes/no
+  probe's own scores (:func:`distribution_scores`), packed like the probe's shared-prefix engine packs them.
 
 torch, transformers and peft are imported inside the functions that need them.
 """
@@ -34,7 +36,10 @@ from spectra_eval.validation import SpectraInputError
 from spectra_probe.templates import PromptTemplates
 from spectra_probe.tiny import build_tiny_qwen3, save_tiny, train_tokenizer
 
-from .examples import IGNORE_INDEX, SFTExample, encode_examples, pack_corpus, template_corpus
+from spectra_probe.scoring.base import resolve_yes_no
+
+from .examples import (IGNORE_INDEX, NO_ANSWER, YES_ANSWER, DistributionExample, EncodedDistribution, SFTExample,
+                       encode_distributions, encode_examples, pack_corpus, template_corpus)
 from .presets import TINY_MODEL, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -83,14 +88,17 @@ def _device_dtype(config: TrainConfig):
     return torch.device(device), getattr(torch, dtype)
 
 
-def train_loop(model, sequences: Sequence[tuple[list[int], list[int]]], config: TrainConfig, *,
-               pad_id: int, desc: str = "train") -> tuple[list[float], int]:
-    """Train ``model`` in place on (ids, labels) sequences; return (loss per optimizer step, target tokens).
+def train_loop(model, sequences: Sequence[tuple[list[int], list[int]] | EncodedDistribution], config: TrainConfig, *,
+               pad_id: int, desc: str = "train", answer_ids: tuple[Sequence[int], Sequence[int]] = ((), ())
+               ) -> tuple[list[float], int]:
+    """Train ``model`` in place on (ids, labels) sequences and :class:`EncodedDistribution` items; return
+    (loss per optimizer step, target tokens).
 
-    Each epoch shuffles the sequences (``config.seed``); a micro-batch is right-padded (labels
-    ``IGNORE_INDEX`` on padding); the loss is the mean token cross-entropy over the micro-batch's labelled
-    tokens, averaged over ``grad_accum`` micro-batches. Learning rate: linear warm-up over
-    ceil(warmup_ratio * steps) steps, then cosine decay to 0.
+    Each epoch shuffles the items (``config.seed``); in a micro-batch the sequences are right-padded (labels
+    ``IGNORE_INDEX`` on padding) and their loss is the mean token cross-entropy over the labelled tokens, while
+    the distributions' loss is :func:`distribution_loss` (``answer_ids`` = the yes and no token ids it reads);
+    the two are weighted by their item counts, and the micro-batch losses averaged over ``grad_accum``.
+    Learning rate: linear warm-up over ceil(warmup_ratio * steps) steps, then cosine decay to 0.
     """
     import torch
     from transformers import get_cosine_schedule_with_warmup
@@ -115,6 +123,8 @@ def train_loop(model, sequences: Sequence[tuple[list[int], list[int]]], config: 
         return batch
 
     def collate(idx: list[int]):
+        if not idx:
+            return None
         width = max(len(sequences[i][0]) for i in idx)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         labels = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
@@ -135,11 +145,21 @@ def train_loop(model, sequences: Sequence[tuple[list[int], list[int]]], config: 
     for step in range(steps):
         total = 0.0
         for _ in range(config.grad_accum):
-            ids, mask, labels = collate(next_batch())
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss / config.grad_accum
+            batch = next_batch()
+            lists = [sequences[i] for i in batch if isinstance(sequences[i], EncodedDistribution)]
+            pointwise = collate([i for i in batch if not isinstance(sequences[i], EncodedDistribution)])
+            loss = 0.0
+            if pointwise is not None:
+                ids, mask, labels = pointwise
+                share = (len(batch) - len(lists)) / len(batch)
+                loss = share * model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                tokens += int((labels[:, 1:] != IGNORE_INDEX).sum())
+            if lists:
+                loss = loss + len(lists) / len(batch) * distribution_loss(model, lists, answer_ids, pad_id=pad_id)
+                tokens += sum(len(d.group.tails) for d in lists)
+            loss = loss / config.grad_accum
             loss.backward()
             total += float(loss.detach())
-            tokens += int((labels[:, 1:] != IGNORE_INDEX).sum())
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
@@ -155,6 +175,44 @@ def train_loop(model, sequences: Sequence[tuple[list[int], list[int]]], config: 
         bar.close()
     model.eval()
     return losses, tokens
+
+
+def distribution_scores(model, items: Sequence[EncodedDistribution], answer_ids: tuple[Sequence[int], Sequence[int]],
+                        *, pad_id: int):
+    """(n_items, K) tensor of S_k = mean yes-token logit - mean no-token logit after the context and tail k:
+    the yes/no probe's score (Eq. 1), computed as its shared-prefix engine computes it (each item one row:
+    the context once, then every tail, each tail seeing only the context and itself; see
+    :mod:`spectra_probe.backends.hf`), with gradients."""
+    import torch
+
+    from spectra_probe.backends.hf import _block_mask, _layout, _stack
+
+    yes, no = (torch.tensor(list(i), dtype=torch.long) for i in answer_ids)
+    if not len(yes) or not len(no):
+        raise SpectraInputError("yesno_dist training needs the yes and no answer token ids")
+    device = next(model.parameters()).device
+    layouts = [_layout([d.group]) for d in items]
+    ids, pos, grp, seg = _stack(layouts, pad_id)
+    mask = _block_mask(grp.to(device), seg.to(device), 0, next(model.parameters()).dtype)
+    hidden = model.get_decoder()(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask,
+                                 use_cache=False).last_hidden_state
+    rows = [r for r, lay in enumerate(layouts) for _ in lay.tail_starts[0]]
+    ends = [start + len(tail) - 1 for d, lay in zip(items, layouts)
+            for start, tail in zip(lay.tail_starts[0], d.group.tails)]
+    logits = model.get_output_embeddings()(hidden[rows, ends]).float()
+    score = logits[:, yes.to(device)].mean(-1) - logits[:, no.to(device)].mean(-1)
+    return score.view(len(items), -1)
+
+
+def distribution_loss(model, items: Sequence[EncodedDistribution], answer_ids: tuple[Sequence[int], Sequence[int]],
+                      *, pad_id: int):
+    """Mean over ``items`` of the cross-entropy between each target and softmax_k(S_k)
+    (:func:`distribution_scores`): the probe's theta_S at tau = 1 fitted to the target distribution."""
+    import torch
+
+    score = distribution_scores(model, items, answer_ids, pad_id=pad_id)
+    target = torch.tensor([d.target for d in items], dtype=torch.float32, device=score.device)
+    return -(target * torch.log_softmax(score, dim=-1)).sum(-1).mean()
 
 
 # ---------------------------------------------------------------- stages
@@ -214,18 +272,28 @@ def run_cpt(model_dir, texts: Sequence[str], out_dir, config: TrainConfig = Trai
     return _save("cpt", model, tokenizer, losses, tokens, len(sequences), start, out_dir, config)
 
 
-def run_sft(model_dir, examples: Sequence[SFTExample], out_dir, config: TrainConfig = TrainConfig()) -> TrainResult:
-    """LoRA SFT of the model in ``model_dir`` on ``examples`` (loss on targets only); saves the adapter and
-    the tokenizer to ``out_dir`` with ``save_pretrained`` (atomically)."""
-    from peft import get_peft_model
-
+def run_sft(model_dir, examples: Sequence[SFTExample | DistributionExample], out_dir, config: TrainConfig = TrainConfig()) -> TrainResult:
+    """SFT of the model in ``model_dir`` on ``examples`` (loss on targets only), saved with the tokenizer to
+    ``out_dir`` with ``save_pretrained`` (atomically): a LoRA adapter (``sft_mode='lora'``, the paper's; probe
+    with ``--model model_dir --adapter out_dir``) or the whole model (``'full'``; probe with ``--model out_dir``)."""
     start = time.perf_counter()
     model, tokenizer = load_model(model_dir, config)
-    sequences = encode_examples(examples, tokenizer, config.max_length)
-    model = get_peft_model(model, lora_config(config))
+    lists = [e for e in examples if isinstance(e, DistributionExample)]
+    sequences = encode_examples([e for e in examples if not isinstance(e, DistributionExample)], tokenizer,
+                                config.max_length)
+    sequences += encode_distributions(lists, tokenizer)
+    answers = ((), ())
+    if lists:  # the probe's verbalizers, resolved as the probe resolves them
+        answers = tuple(tuple(v.token_id for v in side)
+                        for side in resolve_yes_no(tokenizer, [YES_ANSWER], [NO_ANSWER]))
+    if config.sft_mode == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(config))
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("SFT: %d examples, %d trainable LoRA parameters", len(sequences), n_train)
-    losses, tokens = train_loop(model, sequences, config, pad_id=tokenizer.pad_token_id, desc="SFT")
+    log.info("SFT (%s): %d examples, %d trainable parameters", config.sft_mode, len(sequences), n_train)
+    losses, tokens = train_loop(model, sequences, config, pad_id=tokenizer.pad_token_id, desc="SFT",
+                                answer_ids=answers)
     return _save("sft", model, tokenizer, losses, tokens, len(sequences), start, out_dir, config)
 
 
