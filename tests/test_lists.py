@@ -128,6 +128,36 @@ def test_list_goes_through_the_catalogue_and_taste_js_matches_scipy(files, tmp_p
     assert Evaluation.from_dict(doc).methods["pop"]["taste_js"] == direct.methods["pop"]["taste_js"]
 
 
+def test_taste_table_reads_the_evaluation(files, tmp_path):
+    """The report's list-taste table: taste JS and JS (means, CI half-widths) as in metrics.json, the list's
+    position weights named, the history file in the caption; absent, with a reason, without --history."""
+    from spectra_eval.report import Report
+
+    paths, _, _ = files
+    out = tmp_path / "out"
+    assert main(["-q", "evaluate", "--truth", str(paths["truth"]), "--pred", f"dg={paths['dg']}", "--list",
+                 f"pop={paths['list']}", "--items", str(paths["items"]), "--list-weights", "dcg", "--history",
+                 str(paths["history"]), "--reference", "dg", "--out", str(out), "--bootstrap", "50"]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    report = Report(doc)
+    assert "taste" in report.table_keys()
+    table = report.table("taste")
+    for row in table.rows:
+        m = doc["methods"][row.label]
+        source, taste, js = row.cells
+        assert source.display == ("list, dcg weights" if row.label == "pop" else "distribution table")
+        for cell, key in ((taste, "taste_js"), (js, "js")):
+            assert cell.value == m[key]["mean"]
+            assert cell.hw_display == f"{(m[key]['ci_high'] - m[key]['ci_low']) / 2:.3f}"
+    assert "(history.csv)" in table.caption and "n = 40 users" in table.caption
+    assert "List taste" in report.to_markdown() and "taste JS to history" in report.table("taste").to_latex()
+    plain = Report(evaluate(read_distribution_table(paths["truth"]), {"dg": read_distribution_table(paths["dg"])},
+                            "dg", n_resamples=20))
+    assert "taste" not in plain.table_keys()
+    with pytest.raises(SpectraInputError, match="has no taste_js \\(run evaluate with --history\\)"):
+        plain.table("taste")
+
+
 def test_without_history_there_is_no_taste_js_and_no_new_key(files):
     paths, _, _ = files
     truth = read_distribution_table(paths["truth"])

@@ -94,6 +94,7 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
     TableSpec("ece", "metrics", mt.ece_table),
     TableSpec("top1_ece", "metrics", mt.top1_ece_table),
     TableSpec("category_wins", "metrics", mt.category_wins_table, _has_comparisons, "has no comparisons"),
+    TableSpec("taste", "metrics", mt.taste_table, mt.has_taste, "has no taste_js (run evaluate with --history)"),
     TableSpec("certificate", "certificate", ct.certificate_table),
     TableSpec("certificate_aggregate", "certificate", ct.certificate_aggregate_table),
     TableSpec("certificate_population", "certificate", ct.population_table, ct.has_population_bounds,

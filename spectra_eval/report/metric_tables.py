@@ -143,6 +143,30 @@ def ndcg_table(ev: Evaluation) -> Table:
     ), "ndcg", "Method", cols, bold_columns(cols, rows), (test_note(ev, "per-user NDCG"),))
 
 
+def has_taste(ev: Evaluation) -> bool:
+    return any("taste_js" in m for m in ev.methods.values())
+
+
+def taste_table(ev: Evaluation) -> Table:
+    """List taste (issue 13, AMP-CF's question): each method's JS to the user's history mix (``taste_js``) next to
+    its JS to the future truth; list methods name their position weights."""
+    keys = ("taste_js", "js")
+    cols = (Column("source", "distribution from"),) + tuple(metric_column(metric(k)) for k in keys)
+    rows = []
+    for name in ev.methods:
+        spec = ev.settings.lists.get(name)
+        source = text(f"list, {spec.get('weights', '?')} weights" if spec else "distribution table")
+        rows.append(Row(name, (source,) + tuple(mean_cell(ev, name, k) for k in keys)))
+    return Table("taste", "List taste", caption(
+        "Taste JS: Jensen–Shannon divergence between each method's category distribution and the user's history "
+        f"distribution ({base_name(ev.settings.history)}), averaged over users, in {ev.unit}: 0 = the method "
+        "mirrors the user's historical taste mix (the library's own measure of AMP-CF's Taste Distribution "
+        "question, defined in spectra_eval.lists); JS: the same divergence to the future truth. A recommendation "
+        "list spreads each item's unit of mass over its categories, weighted by position.",
+        ci_phrase(ev), cohort_phrase(ev),
+    ), "taste", "Method", cols, bold_columns(cols, rows))
+
+
 RATIO_NOTE = {"opposite signs": "Q1 and Q4 deltas have opposite signs",
               "Q1 negligible": "|Δ Q1| is negligible next to |Δ Q4| (ratio beyond 100)",
               "zero delta": "a quartile delta is zero", "missing delta": "a quartile is empty"}
