@@ -271,3 +271,36 @@ def test_cli_presets_resolve_to_c8_and_tiny_configs():
     for bad, words in (("0.4,x", "expected comma-separated fractions"), ("0.4,1.2", "1.2 is not a history fraction")):
         with pytest.raises(SpectraInputError, match=words):
             cmd._windows(bad, "c8")
+
+
+def test_full_sft_on_yesno_dist_fits_the_targets_and_saves_a_plain_model(tmp_path, tiny_model_dir):
+    """sft_mode='full' on yesno_dist examples: every weight trains, the directory holds a plain model (no
+    adapter) that the probe loads with --model alone, and the distribution loss measured on the reloaded model
+    (independently of the loop) falls."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    cats = ("Comedy", "Drama", "Film-Noir", "Children's", "Sci-Fi")
+    rng = np.random.default_rng(0)
+    users = np.array([f"u{i}" for i in range(8)], dtype=object)
+    theta = DistributionTable(users=users, categories=cats, probs=rng.dirichlet(np.ones(5) * 0.3, size=8))
+    words = ["comedy drama", "film noir night", "children fun", "space sci fi", "drama tears", "laugh comedy"]
+    frame = pd.DataFrame({"user_id": users, "context": [" ".join(rng.choice(words, 3)) for _ in users]})
+    examples = sft_examples(frame, theta, samples={"yesno_dist": 1})
+    answers = ([tok.convert_tokens_to_ids(tok.tokenize(YES_ANSWER))[0]],
+               [tok.convert_tokens_to_ids(tok.tokenize(NO_ANSWER))[0]])
+
+    def loss_of(model_dir) -> float:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32").eval()
+        with torch.no_grad():
+            return float(distribution_loss(model, encode_distributions(examples, tok), answers,
+                                           pad_id=tok.pad_token_id))
+
+    config = TrainConfig(learning_rate=3e-3, max_steps=40, batch_size=4, grad_accum=1, max_length=256,
+                         warmup_ratio=0.0, sft_mode="full", progress=False)
+    result = run_sft(tiny_model_dir, examples, tmp_path / "sft", config)
+    assert result.steps == 40
+    assert not (tmp_path / "sft" / "adapter_config.json").exists() and (tmp_path / "sft" / "config.json").is_file()
+    before, after = loss_of(tiny_model_dir), loss_of(tmp_path / "sft")
+    assert after < before - 0.2

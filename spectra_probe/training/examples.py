@@ -288,6 +288,8 @@ def encode_examples(examples: Sequence[SFTExample], tokenizer, max_length: int) 
     """Token ids and labels per example: labels are ``IGNORE_INDEX`` on the prompt, the ids on the target.
 
     A prompt longer than ``max_length - len(target)`` loses tokens from its start (counted in the log)."""
+    if not examples:  # e.g. an SFT mixture of yesno_dist examples only (a tokenizer refuses an empty batch)
+        return []
     prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
     targets = tokenizer([e.target for e in examples], add_special_tokens=False)["input_ids"]
     out, cut = [], 0
