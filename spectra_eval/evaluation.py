@@ -376,24 +376,24 @@ def _cohort(specs: Sequence[Metric], pred: np.ndarray, truth: np.ndarray, ctx: C
     return out
 
 
-def _moment_statistics(specs: Sequence[Metric], aligned: Mapping[str, DistributionTable], truth: np.ndarray,
-                       ctx: Context, indices: np.ndarray) -> dict[str, dict[str, tuple[float, np.ndarray, int]]]:
-    """Every ``moments`` metric of every method: (value, resampled values (B,), parts kept), by method and key.
-
-    One bootstrap of the truth-only columns serves every method; the prediction columns of each method are
-    resampled with the same ``indices`` (the shared paired draw), so differences between methods are paired.
-    """
-    out: dict[str, dict] = {name: {} for name in aligned}
+def _moment_columns(specs: Sequence[Metric], aligned: Mapping[str, DistributionTable], truth: np.ndarray,
+                    ctx: Context) -> tuple[list[tuple], list[np.ndarray]]:
+    """Every ``moments`` metric of every method up to its bootstrap: the arrays to resample with the shared
+    paired draw (per spec the truth-only columns, which one bootstrap serves for every method, then each
+    method's prediction columns) and one row per (method, metric): (method, spec, keep, value, parts kept,
+    index of the truth columns, index of the prediction columns) into those arrays."""
+    rows, arrays = [], []
     for spec in (m for m in specs if m.level == MOMENTS):
         ref = spec.reference(truth, ctx)
-        ref_means, ref_boot = ref.mean(axis=0), stats.bootstrap_means(ref, indices)
+        ref_means, ref_at = ref.mean(axis=0), len(arrays)
+        arrays.append(ref)
         for name, table in aligned.items():
             cols = spec.kernel(table.probs, truth, ctx)
             keep = spec.keep(table.probs, truth)
             value = float(spec.statistic(cols.mean(axis=0), ref_means, keep))
-            out[name][spec.key] = (value, spec.statistic(stats.bootstrap_means(cols, indices), ref_boot, keep),
-                                   int(keep.sum()))
-    return out
+            rows.append((name, spec, keep, value, int(keep.sum()), ref_at, len(arrays)))
+            arrays.append(cols)
+    return rows, arrays
 
 
 def _per_category_tests(pred, ref, truth, categories) -> tuple[dict[str, CategoryTest], np.ndarray]:
@@ -485,11 +485,13 @@ def evaluate(
 
     log.info("paired bootstrap: %d resamples of %d users", n_resamples, n)
     indices = stats.bootstrap_draw(n, int(n_resamples), seed)  # the one paired draw, streamed (never held)
-    boot = stats.bootstrap_means(matrix, indices)
+    moment_rows, moment_arrays = _moment_columns(specs, aligned, t, ctx)
+    boot, *resampled = stats.bootstrap_means_many([matrix, *moment_arrays], indices)  # one pass over the draw
     low, high = stats.percentile_interval(boot, confidence)
     means = matrix.mean(axis=0)
-
-    moments = _moment_statistics(specs, aligned, t, ctx, indices)
+    moments: dict[str, dict] = {name: {} for name in names}  # (value, resampled values (B,), parts kept)
+    for name, spec, keep, value, kept, ref_at, cols_at in moment_rows:
+        moments[name][spec.key] = (value, spec.statistic(resampled[cols_at], resampled[ref_at], keep), kept)
     methods = {}
     for name in tqdm(names, desc="cohort metrics", leave=False, disable=not show):
         ci = {m: MeanCI(float(means[col_of[name, m]]), float(low[col_of[name, m]]), float(high[col_of[name, m]]))

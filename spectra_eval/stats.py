@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -319,10 +319,21 @@ def bootstrap_means(
         :math:`\bar v^{*}_{b} = \frac1n \sum_u C_{bu} v_u`, with :math:`C_{bu}` the multiplicity of user u in
         resample b.
     """
-    v = np.asarray(values, dtype=np.float64)
-    one_d = v.ndim == 1
-    v2 = v[:, None] if one_d else v
-    n = v2.shape[0]
+    return bootstrap_means_many([values], indices, seed=seed, chunk=chunk)[0]
+
+
+def bootstrap_means_many(values_list: Sequence, indices: np.ndarray | BootstrapDraw | int | None = None, *,
+                         seed: int | None = SEED, chunk: int = CHUNK) -> list[np.ndarray]:
+    """:func:`bootstrap_means` of several arrays (same n users) under one pass over the draw.
+
+    Each array gets exactly what ``bootstrap_means(values, indices)`` returns for it alone (the same rule per
+    array, the same index blocks), while a streamed draw is generated once instead of once per array.
+    """
+    arrays = [np.asarray(v, dtype=np.float64) for v in values_list]
+    matrices = [v[:, None] if v.ndim == 1 else v for v in arrays]
+    n = matrices[0].shape[0]
+    if any(m.shape[0] != n for m in matrices):
+        raise ValueError("every array must have one row per user")
     if indices is None or np.isscalar(indices):
         indices = bootstrap_draw(n, N_RESAMPLES if indices is None else int(indices), seed)
     if not isinstance(indices, BootstrapDraw):
@@ -330,20 +341,24 @@ def bootstrap_means(
     if len(indices.shape) != 2 or indices.shape[1] != n:
         raise ValueError(f"indices must have shape (n_resamples, {n}), got {indices.shape}")
     n_resamples = indices.shape[0]
-    out = np.empty((n_resamples, v2.shape[1]))
-    columns = np.ascontiguousarray(v2.T)
+    outs = [np.empty((n_resamples, m.shape[1])) for m in matrices]
+    gathered = [np.ascontiguousarray(m.T) if m.shape[1] <= _GATHER_MAX_COLUMNS else None for m in matrices]
     for start, block in _index_blocks(indices, max(1, int(chunk))):
         rows = block.shape[0]
-        if v2.shape[1] <= _GATHER_MAX_COLUMNS:  # few columns: summing gathered values is cheapest
-            for j, col in enumerate(columns):
-                out[start : start + rows, j] = np.take(col, block).sum(axis=1)
-        else:  # many columns: one count matrix serves them all (one bincount per resample: no flat copy)
-            counts = np.empty((rows, n))
-            for r in range(rows):
-                counts[r] = np.bincount(block[r], minlength=n)
-            out[start : start + rows] = counts @ v2
-    out /= n
-    return out[:, 0] if one_d else out
+        counts = None
+        for m, columns, out in zip(matrices, gathered, outs):
+            if columns is not None:  # few columns: summing gathered values is cheapest
+                for j, col in enumerate(columns):
+                    out[start : start + rows, j] = np.take(col, block).sum(axis=1)
+                continue
+            if counts is None:  # many columns: one count matrix serves them all (one bincount per resample)
+                counts = np.empty((rows, n))
+                for r in range(rows):
+                    counts[r] = np.bincount(block[r], minlength=n)
+            out[start : start + rows] = counts @ m
+    for out in outs:
+        out /= n
+    return [out[:, 0] if v.ndim == 1 else out for v, out in zip(arrays, outs)]
 
 
 def percentile_interval(resampled, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,21 @@ def test_streamed_means_equal_materialised_means(columns):
         stats.bootstrap_means(values[:300], draw)
 
 
+def test_one_pass_over_several_arrays_equals_one_pass_each():
+    """bootstrap_means_many: each array (1-D, gather path, count-matrix path) gets exactly what it gets alone,
+    the draw replayed once; arrays of different user counts are refused."""
+    rng = np.random.default_rng(1)
+    arrays = [rng.random(301), rng.random((301, 3)), rng.random((301, 12)), rng.random((301, 40))]
+    draw = stats.bootstrap_draw(301, 130, seed=4)
+    together = stats.bootstrap_means_many(arrays, draw, chunk=17)
+    assert len(together) == 4 and together[0].shape == (130,)
+    for values, got in zip(arrays, together):
+        np.testing.assert_array_equal(got, stats.bootstrap_means(values, draw, chunk=17))
+        np.testing.assert_allclose(got, np.asarray(values)[np.asarray(draw)].mean(axis=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="one row per user"):
+        stats.bootstrap_means_many([arrays[0], arrays[1][:300]], draw)
+
+
 def _tables(n: int, k: int = 19, seed: int = 0):
     rng = np.random.default_rng(seed)
     users = np.array([f"u{i}" for i in range(n)], dtype=object)
