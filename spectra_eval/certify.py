@@ -35,7 +35,7 @@ import numpy as np
 from spectra_eval.divergences import _chi_square, _hellinger, _js, _kl, _linf, _tv
 from spectra_eval.io import CountTable, DistributionTable, align_tables, check_schema, json_errors
 from spectra_eval.latent import BETA, NUMERIC_SLACK, LatentResult, latent_certificates
-from spectra_eval.ranking import _discounts, _top_k
+from spectra_eval.ranking import Rankings, _dcg, _discounts, _ideal_dcg, _top_k
 from spectra_eval.theory import (
     CHAINS,
     LN2,
@@ -45,6 +45,7 @@ from spectra_eval.theory import (
     dg_tv_lower_bound,
     dkw_certificate,
     dkw_certificate_paper,
+    expected_gain_lower_bound,
     fraction_bound,
     get_chain,
     hoeffding_lower,
@@ -186,7 +187,7 @@ class Theorem1Result:
         n, n_fav = len(self.gain), int(self.favorable.sum())
         p_lo = clopper_pearson_lower(n_fav, n, level / 4)
         g_lo = max(0.0, hoeffding_lower(self.conditional_gain, n_fav, level / 4, self.f_max)) if n_fav else 0.0
-        eq9 = p_lo * g_lo - self.f_max * (1.0 - p_lo)
+        eq9 = float(expected_gain_lower_bound(p_lo, g_lo, self.f_max))
         hoeff = hoeffding_lower(float(self.gain.mean()), n, level / 2, 2 * self.f_max)
         return {"value": max(eq9, hoeff), "eq9": eq9, "hoeffding": hoeff, "alpha": self.alpha, "routes": routes,
                 "method": "max of Eq. (9) with a Clopper-Pearson P(F) and a Hoeffding E[Gain|F] (alpha/4 each) and "
@@ -281,20 +282,18 @@ class Theorem4Result:
         }
 
 
-def _theorem4(truth, probe, dg, k: int, certificate: str, tau: float, alpha: float) -> Theorem4Result:
-    cert = LINF_CERTIFICATES[certificate]
-    eps = cert.fn(truth, probe)
-    in_list = list_mask(dg, tau)
-    truth_top = top_k_mask(truth, k)
-    gap = np.minimum(ranking_gap(truth, k), within_gap(truth, k))
-    favorable = (gap > 2 * eps) & (in_list != truth_top).any(axis=1) & (in_list.sum(axis=1) <= k)
-    weights = _discounts(k)
-    dcg_probe = np.take_along_axis(truth, _top_k(probe, k), axis=1) @ weights
-    dg_best = -np.sort(-np.where(in_list, truth, -1.0), axis=1)[:, :k]  # DG's list, best order for DG
-    dcg_dg = np.where(dg_best >= 0, dg_best, 0.0) @ weights
-    ideal = -np.sort(-truth, axis=1)[:, :k] @ weights
-    gain = dcg_probe - dcg_dg
-    return Theorem4Result(k, certificate, cert.valid, eps, gap, favorable, gain, gain / ideal, alpha)
+def _theorem4(truth, probe, dg, tau: float, t1: Theorem1Result) -> Theorem4Result:
+    """Theorem 4 on the users of ``t1`` (Theorem 1 at the same k, certificate and tau: its epsilon, ranking
+    gap, DG miss and list size are this theorem's too; only the within-top-k gap is added)."""
+    k = t1.k
+    gap = np.minimum(t1.gap, within_gap(truth, k))
+    favorable = (gap > 2 * t1.epsilon) & t1.dg_miss & (t1.list_size <= k)
+    ranks = Rankings()
+    dg_best = -np.sort(-np.where(list_mask(dg, tau), truth, -1.0), axis=1)[:, :k]  # DG's list, best order for DG
+    dcg_dg = np.where(dg_best >= 0, dg_best, 0.0) @ _discounts(k)
+    gain = _dcg(probe, truth, k, ranks) - dcg_dg
+    return Theorem4Result(k, t1.certificate, t1.certificate_valid, t1.epsilon, gap, favorable, gain,
+                          gain / _ideal_dcg(truth, k, ranks), t1.alpha)
 
 
 # ---------------------------------------------------------------- regime (Theorem 3) and aggregates
@@ -603,7 +602,7 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
     level = alpha / routes
     reg = _regime(t, s, d, HEADLINE_CHAIN, tau)
     t1 = _theorem1(t, s, d, k, certificate, tau, alpha)
-    t4 = _theorem4(t, s, d, k, certificate, tau, alpha)
+    t4 = _theorem4(t, s, d, tau, t1)
     family = {}
     for name, cert in LINF_CERTIFICATES.items():
         res = t1 if name == certificate else _theorem1(t, s, d, k, name, tau, alpha)
@@ -611,13 +610,13 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
                         "conditional_gain": res.conditional_gain, "implication_violations": res.implication_violations}
     n = len(t)
     successes = int(reg.in_regime.sum())
-    dkw = dkw_certificate(n, alpha, routes, successes / n).to_dict()
-    dkw["clopper_pearson_lower"] = clopper_pearson_lower(successes, n, alpha, routes)
-    dkw["paper"] = dkw_certificate_paper(n, alpha, routes, successes / n).to_dict()
-    dkw["lifts"] = "per_user.fraction_in_regime"
     bounds = {"in_regime": fraction_bound(reg.in_regime, alpha, routes, population=OBSERVED_POPULATION).to_dict(),
               "tv_dominates": fraction_bound(reg.tv_dominates, alpha, routes,
                                              population=OBSERVED_POPULATION).to_dict()}
+    dkw = dkw_certificate(n, alpha, routes, successes / n).to_dict()
+    dkw["clopper_pearson_lower"] = bounds["in_regime"]["pi_lower"]  # the exact bound on the same fraction
+    dkw["paper"] = dkw_certificate_paper(n, alpha, routes, successes / n).to_dict()
+    dkw["lifts"] = "per_user.fraction_in_regime"
     summary = RegimeSummary(
         n=n, chain=reg.chain, unit="bits", fraction_in_regime=float(reg.in_regime.mean()),
         fraction_tv_dominates=float(reg.tv_dominates.mean()),

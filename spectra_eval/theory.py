@@ -275,10 +275,7 @@ def clopper_pearson_lower(successes: int, n: int, alpha: float = 0.05, routes: i
     """Exact one-sided Clopper-Pearson lower bound on a binomial proportion (Bonferroni over ``routes``)."""
     n = check_count(n, name="n")
     level = check_alpha(alpha) / check_count(routes, name="routes")
-    successes = int(successes)
-    if successes <= 0:
-        return 0.0
-    return float(stats.beta.ppf(level, successes, n - successes + 1))
+    return float(clopper_pearson(int(successes), n, level, "lower"))
 
 
 def clopper_pearson(successes, n, level: float, side: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from spectra_eval import divergences as dv
 from spectra_eval.certify import (
     LINF_CERTIFICATES,
+    _theorem1,
     _theorem4,
     aggregate_readings,
     mass_captured,
@@ -213,7 +214,8 @@ def test_theorem4_dcg_certificate_per_user(triple, k, scale, seed):
     truth, _, dg = triple
     assume(k < len(truth))
     probe = _near(truth, np.random.default_rng(seed).random(len(truth)), scale)
-    res = _theorem4(truth[None], probe[None], dg[None], k, "direct_linf", 0.0, 0.05)
+    t1 = _theorem1(truth[None], probe[None], dg[None], k, "direct_linf", 0.0, 0.05)
+    res = _theorem4(truth[None], probe[None], dg[None], 0.0, t1)
     w = 1 / np.log2(np.arange(2, k + 2))
     probe_list = np.argsort(-probe, kind="stable")[:k]
     dcg_probe = float(truth[probe_list] @ w)
