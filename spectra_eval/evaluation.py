@@ -35,10 +35,10 @@ from spectra_eval.buckets import _bucket_mass, _make_buckets
 from spectra_eval.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context,
                                    Metric, catalogue, metric)
 from spectra_eval.ranking import Rankings
-from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, _f, align_meta, quartile_deltas,
+from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
-from spectra_eval.stats import PairedEffect
+from spectra_eval.stats import PairedEffect, _f
 from spectra_eval.validation import SpectraInputError, check_positive_int
 
 log = logging.getLogger(__name__)
@@ -498,9 +498,8 @@ def evaluate(
               for m in metric_names}
         cohort = _cohort(specs, aligned[name].probs, t, ctx)
         for key, (value, resampled, kept) in moments[name].items():
-            finite = resampled[np.isfinite(resampled)]  # resamples where the statistic is undefined are left out
-            lo, hi = stats.percentile_interval(finite, confidence) if finite.size else (np.nan, np.nan)
-            cohort[key] = {"mean": value, "ci_low": float(lo), "ci_high": float(hi), "n_categories": kept,
+            lo, hi = stats.finite_percentile_interval(resampled, confidence)
+            cohort[key] = {"mean": value, "ci_low": lo, "ci_high": hi, "n_categories": kept,
                            "n_skipped": n_cat - kept}
         methods[name] = MethodResult(ci, cohort, name)
 

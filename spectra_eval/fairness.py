@@ -27,7 +27,7 @@ import pandas as pd
 from spectra_eval import stats
 from spectra_eval.buckets import Buckets
 from spectra_eval.io import USER_COL, check_user_ids
-from spectra_eval.stats import PairedEffect
+from spectra_eval.stats import PairedEffect, _f  # noqa: F401 (fusion and steering read it from here)
 from spectra_eval.validation import SpectraInputError
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -37,10 +37,6 @@ RATIO_MAX = 100.0  # |Q4/Q1| beyond this means |Delta_Q1| is negligible next to 
 _QUARTILE_KEY = 1
 _STRATUM_KEY = 2
 _GROUP = "delta"  # JSON key of a group's estimate
-
-
-def _f(x) -> float:
-    return float("nan") if x is None else float(x)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,11 @@ class PairedTest:
     test: str = TEST_NAME
 
 
+def _f(x) -> float:
+    """A JSON number as a float (None -> NaN): how every result's ``from_dict`` reads optional numbers."""
+    return float("nan") if x is None else float(x)
+
+
 @dataclass(frozen=True)
 class PairedEffect:
     """A paired effect over a group of users: the mean of per-user differences ``d_u = a_u - b_u`` (method -
@@ -89,9 +94,7 @@ class PairedEffect:
 
     @classmethod
     def from_dict(cls, d, estimate_key: str = "mean_diff") -> "PairedEffect":
-        def num(x):
-            return float("nan") if x is None else float(x)
-
+        num = _f
         return cls(num(d[estimate_key]), num(d.get("ci_low")), num(d.get("ci_high")), num(d.get("p")),
                    None if d.get("statistic") is None else float(d["statistic"]),
                    None if d.get("n") is None else int(d["n"]), d.get("test"))
@@ -116,9 +119,9 @@ def bootstrap_effect(estimate: float, resampled, confidence: float = CONFIDENCE,
     """
     d = np.asarray(resampled, dtype=np.float64)
     d = d[np.isfinite(d)]
+    low, high = finite_percentile_interval(d, confidence)
     if d.size == 0:
-        return PairedEffect(float(estimate), float("nan"), float("nan"), float("nan"), None, n, BOOTSTRAP_TEST)
-    low, high = percentile_interval(d, confidence)
+        return PairedEffect(float(estimate), low, high, float("nan"), None, n, BOOTSTRAP_TEST)
     p = min(1.0, 2.0 * min(float((d <= 0).mean()), float((d >= 0).mean())))
     return PairedEffect(float(estimate), float(low), float(high), p, None, n, BOOTSTRAP_TEST)
 
@@ -366,6 +369,17 @@ def percentile_interval(resampled, confidence: float = CONFIDENCE) -> tuple[np.n
     alpha = 1.0 - confidence
     low, high = np.percentile(np.asarray(resampled, dtype=np.float64), [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     return low, high
+
+
+def finite_percentile_interval(resampled, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """:func:`percentile_interval` of the finite values of a 1-D ``resampled`` (resamples where a statistic is
+    undefined, NaN, are left out); (NaN, NaN) when none is finite."""
+    r = np.asarray(resampled, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan"), float("nan")
+    low, high = percentile_interval(r, confidence)
+    return float(low), float(high)
 
 
 def bootstrap_ci(

@@ -158,3 +158,10 @@ def test_wilcoxon_columns_blocks_agree():
     for j in (0, 32, 33, 39):
         ref = sps.wilcoxon(d[:, j])
         assert (res[j].statistic, res[j].pvalue) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-9)
+
+
+def test_finite_percentile_interval_leaves_out_undefined_resamples():
+    r = np.array([0.3, np.nan, 0.1, np.inf, 0.2, 0.5])
+    lo, hi = stats.finite_percentile_interval(r, 0.9)
+    assert (lo, hi) == tuple(np.percentile([0.3, 0.1, 0.2, 0.5], [5, 95]))
+    assert all(np.isnan(stats.finite_percentile_interval(np.array([np.nan, np.nan]))))
