@@ -39,7 +39,7 @@ from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, ali
                                    stratum_deltas, tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
 from spectra_eval.stats import PairedEffect, _f
-from spectra_eval.validation import SpectraInputError, check_positive_int
+from spectra_eval.validation import SpectraInputError, check_positive_int, check_pred_truth
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +357,6 @@ def per_user_metrics(pred: np.ndarray, truth: np.ndarray, mass_ks: Sequence[int]
     ``pred`` and ``truth`` are checked here (:func:`~spectra_eval.validation.check_pred_truth`); inside
     :func:`evaluate` the tables are already checked and the kernels are called directly.
     """
-    from spectra_eval.validation import check_pred_truth
-
     pred, truth = check_pred_truth(pred, truth)
     ctx = Context(buckets=None, categories=(), steck_alpha=steck_alpha)
     return _per_user(catalogue(mass_ks), pred, truth, ctx)

@@ -163,3 +163,22 @@ def test_cohort_prior_has_no_personalization_and_a_personal_one_does():
     table = Report(Evaluation.from_dict(d_full))
     js = table.to_dataframe("js")
     assert js.loc["personal", "personalization"] == d_full["methods"]["personal"]["personalization"]["mean"]
+
+
+def test_per_user_metrics_is_the_checked_entry_to_the_kernels():
+    """per_user_metrics (public: checks its arrays once) gives evaluate's per-user values; JS against scipy."""
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(3)
+    truth, pred = rng.dirichlet(np.ones(7), 30), rng.dirichlet(np.ones(7), 30)
+    got = evaluation.per_user_metrics(pred, truth)
+    users = np.array([f"u{i}" for i in range(30)], dtype=object)
+    cats = tuple(f"c{j}" for j in range(7))
+    ev = evaluate(DistributionTable(users, cats, truth), {"m": DistributionTable(users, cats, pred),
+                                                          "r": DistributionTable(users, cats, truth)}, "r",
+                  n_resamples=20)
+    for key, values in got.items():
+        assert ev.methods["m"][key].mean == pytest.approx(values.mean(), abs=1e-12), key
+    np.testing.assert_allclose(got["js"], [jensenshannon(p, t, base=2) ** 2 for p, t in zip(pred, truth)], atol=1e-12)
+    with pytest.raises(validation.SpectraInputError):
+        evaluation.per_user_metrics(pred[:, :6], truth)
