@@ -112,17 +112,21 @@ def read_inputs(config) -> ProbeInputs:
     categories = read_categories(config.categories)
     hierarchy = load_hierarchy(config.hierarchy, categories) if config.hierarchy else None
     templates = PromptTemplates.load(config.template) if config.template else PromptTemplates()
-    requests_sha256 = None
-    if config.requests:
+    requests_sha256, shard = None, parse_shard(config.shard)
+    if config.requests:  # one row per request; only this shard's requests get their steered context rendered
         requests = read_requests(config.requests, categories, categories_source=str(config.categories))
         requests.check_users(users, str(config.contexts))
         text = dict(zip(users, contexts))
-        contexts = [templates.steered_context(text[u], t, d, f) for u, t, d, f in
-                    zip(requests.users, requests.targets, requests.directions, requests.forms)]
-        users, requests_sha256 = requests.ids, sha256_file(config.requests)
-        log.info("steering: %d requests of %d users", len(users), len(set(requests.users)))
-    shard = parse_shard(config.shard)
-    rows = shard_rows(len(users), shard)
-    return ProbeInputs(users=users[rows], contexts=contexts[rows], categories=categories, hierarchy=hierarchy,
-                       templates=templates, shard=shard, n_users_total=len(users),
-                       contexts_sha256=sha256_file(config.contexts), requests_sha256=requests_sha256)
+        n_total = len(requests.ids)
+        rows = shard_rows(n_total, shard)
+        contexts = [templates.steered_context(text[requests.users[k]], requests.targets[k], requests.directions[k],
+                                              requests.forms[k]) for k in range(n_total)[rows]]
+        users, requests_sha256 = requests.ids[rows], sha256_file(config.requests)
+        log.info("steering: %d requests of %d users", n_total, len(set(requests.users)))
+    else:
+        n_total = len(users)
+        rows = shard_rows(n_total, shard)
+        users, contexts = users[rows], contexts[rows]
+    return ProbeInputs(users=users, contexts=contexts, categories=categories, hierarchy=hierarchy, templates=templates,
+                       shard=shard, n_users_total=n_total, contexts_sha256=sha256_file(config.contexts),
+                       requests_sha256=requests_sha256)
