@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 from typing import Iterator
 
@@ -207,11 +206,9 @@ def _check_resources(config: ProbeConfig, resources: dict) -> None:
 
 
 def _blocks(plan: ProbePlan, todo: list[int]) -> list[dict]:
-    """The pending rows in batches of ``batch_size`` (as the local executor cuts them), a JSON item each."""
-    users, contexts, size = plan.inputs.users, plan.inputs.contexts, plan.config.batch_size
-    return [{"batch": json.dumps({"users": [str(users[i]) for i in todo[s:s + size]],
-                                  "contexts": [contexts[i] for i in todo[s:s + size]]})}
-            for s in range(0, len(todo), size)]
+    """The pending rows in the plan's batches (as the local executor cuts them), a JSON item each."""
+    return [{"batch": json.dumps({"users": [str(u) for u in users], "contexts": contexts})}
+            for users, contexts in plan.batches(todo)]
 
 
 def _system_errors(ray) -> tuple[type, ...]:
@@ -237,7 +234,6 @@ def score_on_ray(plan: ProbePlan, infos: dict[str, dict]) -> Iterator[list[dict]
     """The Ray executor: yield finished rows as they arrive (for :func:`record`); ``infos`` collects each
     worker's backend description."""
     import ray
-    from tqdm.auto import tqdm
 
     config, inputs = plan.config, plan.inputs
     context = ray.data.DataContext.get_current()
@@ -247,10 +243,8 @@ def score_on_ray(plan: ProbePlan, infos: dict[str, dict]) -> Iterator[list[dict]
     worker_config = dataclasses.replace(config, progress=False)
     bare_inputs = dataclasses.replace(inputs, users=inputs.users[:0], contexts=[])
     seen: set[str] = set()
-    n = len(inputs.users)
     todo = plan.pending()
-    with tqdm(total=n, initial=n - len(todo), unit="user", desc=f"probe {config.method} (ray)",
-              disable=not config.progress or None, file=sys.stderr) as bar:
+    with plan.progress(todo, f"probe {config.method} (ray)") as bar:
         for attempt in range(1, PIPELINE_ATTEMPTS + 1):
             todo = [i for i in plan.pending() if inputs.users[i] not in seen]
             if not todo:

@@ -60,6 +60,21 @@ class ProbePlan:
         done = self.checkpoint.rows
         return [i for i, u in enumerate(self.inputs.users) if u not in done]
 
+    def batches(self, todo: Sequence[int]) -> Iterator[tuple[list, list[str]]]:
+        """(users, contexts) of the rows ``todo`` in batches of ``batch_size``: how every executor cuts the work."""
+        users, contexts, size = self.inputs.users, self.inputs.contexts, self.config.batch_size
+        for start in range(0, len(todo), size):
+            rows = todo[start:start + size]
+            yield [users[i] for i in rows], [contexts[i] for i in rows]
+
+    def progress(self, todo: Sequence[int], desc: str):
+        """The run's progress bar in users (stderr; off with ``progress=False``), starting at the rows done."""
+        from tqdm.auto import tqdm
+
+        n = len(self.inputs.users)
+        return tqdm(total=n, initial=n - len(todo), unit="user", desc=desc,
+                    disable=not self.config.progress or None, file=sys.stderr)
+
 
 def prepare(config: ProbeConfig, inputs: ProbeInputs, tokenizer) -> ProbePlan:
     """Build the scorer, fingerprint the run and open (or resume) its checkpoint."""
@@ -87,18 +102,11 @@ def score_rows(scorer: Scorer, backend, users: Sequence[str], contexts: Sequence
 
 def score_locally(plan: ProbePlan, backend) -> Iterator[list[dict]]:
     """The in-process executor: the pending rows in batches of ``batch_size``, with a progress bar."""
-    from tqdm.auto import tqdm
-
-    config, inputs = plan.config, plan.inputs
     todo = plan.pending()
-    n = len(inputs.users)
-    with tqdm(total=n, initial=n - len(todo), unit="user", desc=f"probe {config.method}",
-              disable=not config.progress or None, file=sys.stderr) as bar:
-        for start in range(0, len(todo), config.batch_size):
-            batch = todo[start:start + config.batch_size]
-            users, contexts = [inputs.users[i] for i in batch], [inputs.contexts[i] for i in batch]
+    with plan.progress(todo, f"probe {plan.config.method}") as bar:
+        for users, contexts in plan.batches(todo):
             yield score_rows(plan.scorer, backend, users, contexts)
-            bar.update(len(batch))
+            bar.update(len(users))
 
 
 def record(plan: ProbePlan, batches: Iterable[list[dict]],
