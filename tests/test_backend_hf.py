@@ -196,6 +196,8 @@ def test_bad_inputs(tiny, tmp_path):
     backend = HFBackend.from_model(model, tok)
     with pytest.raises(SpectraInputError, match="vocabulary"):
         backend.score([ScoreRequest("the user", (" x",), (10**6,))])
+    with pytest.raises(SpectraInputError, match=r"next_token_ids \[-1\] outside the model's vocabulary \(0\.\."):
+        backend.score([ScoreRequest("the user", (" x",), (3, -1))])
     with pytest.raises(SpectraInputError, match="no context token"):
         backend.score([ScoreRequest("", (" x",), ())])
     with pytest.raises(SpectraInputError, match="unknown backend"):
@@ -215,6 +217,14 @@ def test_backend_registry_and_from_config(tiny, tmp_path):
     assert isinstance(built, HFBackend) and (built.engine, built.describe()["dtype"]) == ("naive", "bfloat16")
     with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
         backend_from_config(dataclasses.replace(config, backend="vllm"))
+    # refused when the config is built (next to the vLLM-only flags refused on transformers), before any backend
+    for wrong in ({"engine": "naive"}, {"engine": "packed", "merge_adapter": True}):
+        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
+            dataclasses.replace(config, backend="vllm", **wrong)
+        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
+            ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
+                        out=str(tmp_path / "o.csv"), backend="vllm", **wrong)
+    assert dataclasses.replace(config, backend="vllm", engine="packed").backend == "vllm"
     try:
         import vllm  # noqa: F401
     except ImportError:

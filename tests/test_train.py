@@ -113,6 +113,35 @@ def test_yesno_dist_training_reads_exactly_what_the_probe_reads(tiny_model_dir):
     assert np.isclose(loss, -(theta.probs * log_probs).sum(axis=1).mean(), atol=1e-5)
 
 
+def test_yesno_dist_training_reads_the_soft_capped_logits_the_probe_reads(tiny_model_dir):
+    """A model with ``final_logit_softcapping``: training's scores are the capped ones the backend reads."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from spectra_probe.backends.hf import HFBackend
+    from spectra_probe.scoring import ScorerOptions
+    from spectra_probe.scoring.yesno import YesNoScorer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype="float32").eval()
+    cats = ("Comedy", "Drama", "Sci-Fi")
+    contexts = ["the user watched comedy drama and then liked romance"]
+    theta = DistributionTable(users=np.array(["a"], dtype=object), categories=cats,
+                              probs=np.array([[0.5, 0.3, 0.2]]))
+    frame = pd.DataFrame({"user_id": ["a"], "context": contexts})
+    items = encode_distributions(sft_examples(frame, theta, samples={"yesno_dist": 1}), tok)
+    answers = ([tok.convert_tokens_to_ids(tok.tokenize(YES_ANSWER))[0]],
+               [tok.convert_tokens_to_ids(tok.tokenize(NO_ANSWER))[0]])
+    with torch.no_grad():
+        uncapped = distribution_scores(model, items, answers, pad_id=tok.pad_token_id).numpy()
+        model.config.final_logit_softcapping = 0.05
+        scores = distribution_scores(model, items, answers, pad_id=tok.pad_token_id).numpy()
+    options = ScorerOptions(verbalizers_yes=(YES_ANSWER,), verbalizers_no=(NO_ANSWER,))
+    probe = YesNoScorer(cats, PromptBuilder(PromptTemplates(), tok), options)
+    expected = probe.score_batch(HFBackend.from_model(model, tok), contexts).scores
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    assert np.abs(scores - uncapped).max() > 0.1  # the cap is in force, so the comparison above has teeth
+
+
 def test_encode_masks_prompt_and_cuts_from_the_start():
     from spectra_probe.tiny import train_tokenizer
 

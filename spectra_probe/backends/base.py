@@ -27,7 +27,7 @@ import numpy as np
 from spectra_eval.validation import SpectraInputError
 
 __all__ = ["ScoreRequest", "ScoreResult", "Backend", "PromptGroup", "plan_groups", "encode_texts", "sha256_file",
-           "sha256_dir"]
+           "sha256_dir", "check_next_token_ids"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,16 @@ def check_adapter_dir(adapter_dir) -> Path:
         if not (path / name).is_file():
             raise SpectraInputError(f"adapter directory {str(path)!r} has no {name}")
     return path
+
+
+def check_next_token_ids(requests: Sequence[ScoreRequest], vocab_size: int) -> None:
+    """Every request's ``next_token_ids`` inside the model's vocabulary (``0..vocab_size - 1``), else a one-line
+    SpectraInputError naming the first few ids outside it (request by request, in order)."""
+    for r in requests:
+        bad = [t for t in r.next_token_ids if not 0 <= t < vocab_size]
+        if bad:
+            raise SpectraInputError(
+                f"score: next_token_ids {bad[:3]} outside the model's vocabulary (0..{vocab_size - 1})")
 
 
 # ----------------------------------------------------------------------------- tokenisation shared by backends

@@ -38,8 +38,8 @@ import numpy as np
 
 from spectra_eval.validation import SpectraInputError, check_choice
 
-from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, encode_texts,
-                   leading_special_ids, plan_groups, sha256_dir)
+from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir,
+                   check_next_token_ids, encode_texts, leading_special_ids, plan_groups, sha256_dir)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class HFBackend(Backend):
         import torch
 
         check_choice(engine, ENGINES, name="engine")
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base, decoder, head, softcap = model_parts(model)
         if chunk_size is None:
             hidden = getattr(base.config.get_text_config(), "hidden_size", 2048)
             chunk_size = min(2048, max(512, int(hidden)))
@@ -163,10 +163,8 @@ class HFBackend(Backend):
         self.batch_rows = int(batch_rows or (8 if self.device.type == "cuda" else 1))
         self.naive_batch_size = int(naive_batch_size)
         self.dtype = next(self.model.parameters()).dtype
-        self._decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+        self._decoder, self._head, self._softcap = decoder, head, softcap
         self._cache_arg = cache_argument(self._decoder)
-        self._head = base.get_output_embeddings()
-        self._softcap = getattr(base.config, "final_logit_softcapping", None)
         impl = getattr(base.config, "_attn_implementation", None) or "sdpa"
         if engine == "packed" and impl not in ATTENTION_WITH_4D_MASKS:
             raise SpectraInputError(
@@ -218,11 +216,8 @@ class HFBackend(Backend):
         nt = [np.zeros(len(r.suffixes), dtype=np.int64) for r in requests]
         nl = [np.zeros((len(r.suffixes), len(r.next_token_ids))) for r in requests]
         next_ids = [torch.tensor(r.next_token_ids, dtype=torch.long, device=self.device) for r in requests]
-        vocab = self._head.weight.shape[0] if hasattr(self._head, "weight") else None
-        for r, ids in zip(requests, next_ids):
-            if vocab is not None and len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-                raise SpectraInputError(
-                    f"score: next_token_ids {r.next_token_ids} outside the vocabulary (0..{vocab - 1})")
+        if hasattr(self._head, "weight"):
+            check_next_token_ids(requests, self._head.weight.shape[0])
 
         sink = _Sink(lp, nt, nl, next_ids)
         with torch.inference_mode():
@@ -277,20 +272,11 @@ class HFBackend(Backend):
                 self._run_cached(g, chunks[start:start + self.batch_rows], past, ctx_hidden, sink)
 
     def _logits(self, hidden):
-        logits = self._head(hidden).float()
-        if self._softcap:
-            logits = torch_tanh_cap(logits, self._softcap)
-        return logits
+        return head_logits(self._head, self._softcap, hidden)
 
     def _run_rows(self, rows: list[list[PromptGroup]], sink: "_Sink") -> None:
         """Forward a batch of packed rows (each a list of whole groups) and store every tail's scores."""
-        layouts = [_layout(row) for row in rows]
-        ids, pos, grp, seg = _stack(layouts, self._pad_id)
-        mask = _block_mask(grp.to(self.device), seg.to(self.device), 0, self.dtype)
-        hidden = self._decoder(
-            input_ids=ids.to(self.device), position_ids=pos.to(self.device),
-            attention_mask=mask, use_cache=False,
-        ).last_hidden_state
+        hidden, layouts = packed_forward(self._decoder, rows, self._pad_id, self.device, self.dtype)
         for b, (row, lay) in enumerate(zip(rows, layouts)):
             for gi, g in enumerate(row):
                 ctx_hidden = hidden[b, lay.ctx_start[gi] + len(g.ctx) - 1]
@@ -421,6 +407,42 @@ def torch_tanh_cap(logits, cap: float):
     import torch
 
     return torch.tanh(logits / cap) * cap
+
+
+def model_parts(model):
+    """``(base, decoder, head, softcap)`` of a causal LM, peft-wrapped or not: the transformers model (under a
+    peft wrapper, ``get_base_model()``), its decoder stack (``get_decoder()``, else ``.model``), its output
+    head and its ``final_logit_softcapping`` (None when it has none).
+
+    The backend and yes/no training (:func:`~spectra_probe.training.loop.distribution_scores`) both read a
+    model through this and :func:`head_logits`, so training fits the scores the probe reads.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+    return base, decoder, base.get_output_embeddings(), getattr(base.config, "final_logit_softcapping", None)
+
+
+def head_logits(head, softcap, hidden):
+    """float32 logits of final hidden states through the output ``head``, soft-capped
+    (``softcap * tanh(logits / softcap)``) when the model has a ``final_logit_softcapping``."""
+    logits = head(hidden).float()
+    if softcap:
+        logits = torch_tanh_cap(logits, softcap)
+    return logits
+
+
+def packed_forward(decoder, rows: list[list[PromptGroup]], pad_id: int, device, dtype):
+    """Final hidden states ``(len(rows), L, hidden)`` of packed rows, each a list of whole groups laid out as
+    context then tails under the block mask (see the module docstring), and the rows' :class:`_Layout`.
+
+    Sets no gradient mode: the backend calls it under ``torch.inference_mode``, training with gradients.
+    """
+    layouts = [_layout(row) for row in rows]
+    ids, pos, grp, seg = _stack(layouts, pad_id)
+    mask = _block_mask(grp.to(device), seg.to(device), 0, dtype)
+    hidden = decoder(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask,
+                     use_cache=False).last_hidden_state
+    return hidden, layouts
 
 
 def cache_argument(decoder) -> str:

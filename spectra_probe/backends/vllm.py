@@ -41,12 +41,13 @@ import numpy as np
 
 from spectra_eval.validation import SpectraInputError, check_choice
 
-from .base import (Backend, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, leading_special_ids,
-                   plan_groups, sha256_dir)
+from .base import (Backend, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir, check_next_token_ids,
+                   leading_special_ids, plan_groups, sha256_dir)
 
 log = logging.getLogger(__name__)
 
 SUFFIX_MODES = ("auto", "always", "never")
+#: ``--vllm-fallback`` choices (also read by the probe's config and CLI: this module imports vllm lazily).
 FALLBACKS = ("error", "full-vocab", "top-n")
 #: The first vLLM release with ``SamplingParams.logprob_token_ids`` (the pyproject floor of the vllm extra).
 VLLM_MIN = "0.20"
@@ -177,12 +178,10 @@ class VLLMBackend(Backend):
         ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-lora-rank`` and every ``--engine-arg
         KEY=VALUE`` reach ``vllm.LLM``. vLLM shares prefixes itself (prefix caching) and applies LoRA at run
         time, so the transformers engine's ``--merge-adapter`` and ``--engine naive`` are refused rather than
-        ignored.
+        ignored (by :class:`~spectra_probe.run.config.ProbeConfig`, when the config is built).
         """
         from spectra_probe.run.config import parse_engine_args
 
-        if config.merge_adapter or config.engine != "packed":
-            raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
         dtype = {"dtype": config.dtype} if config.dtype is not None else {}  # else bfloat16
         return cls(config.model, config.adapter, **dtype, gpu_memory_utilization=config.gpu_memory_utilization,
                    max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank,
@@ -218,7 +217,8 @@ class VLLMBackend(Backend):
         return SamplingParams(logprobs=-1 if self.fallback == "full-vocab" else self.top_logprobs, **common)
 
     def _check_ids(self, requests: Sequence[ScoreRequest]) -> None:
-        """vLLM's own limits on next-token ids, checked first so the error names the fix (one line)."""
+        """Next-token ids inside the vocabulary, and vLLM's own limit on their number, checked first so the error
+        names the fix (one line)."""
         for r in requests:
             ids = r.next_token_ids
             if self._has_token_ids and len(ids) > MAX_TOKEN_IDS:
@@ -227,10 +227,7 @@ class VLLMBackend(Backend):
                     "(choice mode 'token' with that many labels): use --choice-mode likelihood or "
                     "--backend transformers"
                 )
-            bad = [t for t in ids if not 0 <= t < self._vocab_size]
-            if bad:
-                raise SpectraInputError(
-                    f"score: next_token_ids {bad[:3]} outside the model's vocabulary (0..{self._vocab_size - 1})")
+            check_next_token_ids((r,), self._vocab_size)
 
     def _run(self, prompts, params):
         return self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)

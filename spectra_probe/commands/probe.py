@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from spectra_probe.backends import BACKENDS
+from spectra_probe.backends.vllm import FALLBACKS as VLLM_FALLBACKS
 from spectra_probe.scoring import SCORERS
 from spectra_probe.scoring.base import (BRANCH_MODES, CHOICE_LABELS, CHOICE_MODES, DEFAULT_NO, DEFAULT_YES,
                                         NAME_REDUCTIONS)
@@ -93,7 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="largest LoRA rank served (default: the adapter's rank, rounded up to a power of two)")
     v.add_argument("--engine-arg", dest="engine_args", action="append", default=None, metavar="KEY=VALUE",
                    help="any other vllm.LLM keyword (repeatable; VALUE read as JSON when it parses)")
-    v.add_argument("--vllm-fallback", choices=("error", "full-vocab", "top-n"), default="error",
+    v.add_argument("--vllm-fallback", choices=VLLM_FALLBACKS, default="error",
                    help="a vLLM without exact logprob_token_ids: refuse, score the whole vocabulary, or top-n")
 
     r = parser.add_argument_group("Ray (one actor per worker, each with its own backend)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from spectra_eval.validation import SpectraInputError, check_choice
 from spectra_probe.backends import BACKENDS
+from spectra_probe.backends.vllm import FALLBACKS as VLLM_FALLBACKS
 from spectra_probe.scoring import SCORERS, ScorerOptions
 
 from .outputs import output_paths
@@ -14,7 +15,6 @@ from .outputs import output_paths
 #: Users per backend call when --batch-size is not given: vLLM schedules its own batches and needs many
 #: prompts in flight (K per user) to keep a GPU busy.
 DEFAULT_BATCH_SIZE = {"transformers": 8, "vllm": 256}
-VLLM_FALLBACKS = ("error", "full-vocab", "top-n")
 
 
 def parse_engine_args(items) -> dict:
@@ -94,6 +94,9 @@ class ProbeConfig:
         given = [flag for flag, value in sizing.items() if value is not None]
         if self.backend != "vllm" and (given or self.vllm_fallback != "error"):
             raise SpectraInputError(f"--{(given or ['vllm-fallback'])[0]} applies to the vllm backend only")
+        # vLLM shares prefixes itself (prefix caching) and applies LoRA at run time: refused, not ignored
+        if self.backend == "vllm" and (self.merge_adapter or self.engine != "packed"):
+            raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
         check_choice(self.vllm_fallback, VLLM_FALLBACKS, name="--vllm-fallback")
         for flag in ("max-model-len", "max-lora-rank"):
             if sizing[flag] is not None and sizing[flag] < 1:

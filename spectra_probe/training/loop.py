@@ -181,25 +181,25 @@ def distribution_scores(model, items: Sequence[EncodedDistribution], answer_ids:
                         *, pad_id: int):
     """(n_items, K) tensor of S_k = mean yes-token logit - mean no-token logit after the context and tail k:
     the yes/no probe's score (Eq. 1), computed as its shared-prefix engine computes it (each item one row:
-    the context once, then every tail, each tail seeing only the context and itself; see
-    :mod:`spectra_probe.backends.hf`), with gradients."""
+    the context once, then every tail, each tail seeing only the context and itself), with gradients. The
+    forward, the decoder, the output head and any final-logit soft-capping are the backend's own
+    (:func:`~spectra_probe.backends.hf.packed_forward`, :func:`~spectra_probe.backends.hf.model_parts`,
+    :func:`~spectra_probe.backends.hf.head_logits`)."""
     import torch
 
-    from spectra_probe.backends.hf import _block_mask, _layout, _stack
+    from spectra_probe.backends.hf import head_logits, model_parts, packed_forward
 
     yes, no = (torch.tensor(list(i), dtype=torch.long) for i in answer_ids)
     if not len(yes) or not len(no):
         raise SpectraInputError("yesno_dist training needs the yes and no answer token ids")
-    device = next(model.parameters()).device
-    layouts = [_layout([d.group]) for d in items]
-    ids, pos, grp, seg = _stack(layouts, pad_id)
-    mask = _block_mask(grp.to(device), seg.to(device), 0, next(model.parameters()).dtype)
-    hidden = model.get_decoder()(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask,
-                                 use_cache=False).last_hidden_state
+    _, decoder, head, softcap = model_parts(model)
+    param = next(model.parameters())
+    device = param.device
+    hidden, layouts = packed_forward(decoder, [[d.group] for d in items], pad_id, device, param.dtype)
     rows = [r for r, lay in enumerate(layouts) for _ in lay.tail_starts[0]]
     ends = [start + len(tail) - 1 for d, lay in zip(items, layouts)
             for start, tail in zip(lay.tail_starts[0], d.group.tails)]
-    logits = model.get_output_embeddings()(hidden[rows, ends]).float()
+    logits = head_logits(head, softcap, hidden[rows, ends])
     score = logits[:, yes.to(device)].mean(-1) - logits[:, no.to(device)].mean(-1)
     return score.view(len(items), -1)
 
