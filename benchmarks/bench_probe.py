@@ -48,11 +48,17 @@ def contexts(tok, n_users: int, n_tokens: int, seed: int = 0) -> list[str]:
     return out
 
 
-def requests(tok, ctxs, categories):
-    from spectra_probe.backends.base import ScoreRequest
+def yes_no_ids(tok, yes: tuple[str, ...] = (" yes",), no: tuple[str, ...] = (" no",)) -> tuple[int, ...]:
+    """The token ids of the ``yes`` then the ``no`` verbalizers (``ScoreRequest.next_token_ids`` of a yes/no probe)."""
     from spectra_probe.scoring.base import resolve_yes_no
 
-    yes_no = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" yes",), (" no",)), ()))
+    return tuple(v.token_id for v in sum(resolve_yes_no(tok, yes, no), ()))
+
+
+def requests(tok, ctxs, categories):
+    from spectra_probe.backends.base import ScoreRequest
+
+    yes_no = yes_no_ids(tok)
     suffixes = tuple(f"\nQuestion: would the user enjoy {c}? Answer:" for c in categories)
     return [ScoreRequest(c, suffixes, yes_no) for c in ctxs]
 

@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "IMAX"]
+try:
+    from .bench_probe import CATEGORIES as GENRES
+except ImportError:  # run as a script (``python benchmarks/bench_probe_ray.py``): benchmarks/ is on sys.path
+    from bench_probe import CATEGORIES as GENRES
 
 
 def write_cohort(directory: Path, n_users: int, hidden: int = 64, layers: int = 2) -> dict[str, str]:

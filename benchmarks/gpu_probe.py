@@ -29,6 +29,11 @@ import argparse
 import json
 import time
 
+try:
+    from .bench_probe import CATEGORIES, yes_no_ids
+except ImportError:  # run as a script (``python benchmarks/gpu_probe.py``): benchmarks/ is on sys.path
+    from bench_probe import CATEGORIES, yes_no_ids
+
 QWEN3_8B = dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                 num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
                 rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
@@ -97,8 +102,6 @@ def flops_per_user(cfg: dict, prefix: int, suffix_lengths, shared: bool = True) 
 
 SMALL = dict(QWEN3_8B, hidden_size=1024, intermediate_size=3072, num_hidden_layers=8, num_attention_heads=16,
              num_key_value_heads=8, head_dim=64, vocab_size=4096)
-CATS = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-        "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "IMAX"]
 
 
 def saved_model(args, directory, device: str = "cuda") -> str:
@@ -110,7 +113,7 @@ def saved_model(args, directory, device: str = "cuda") -> str:
     from spectra_probe.tiny import sample_corpus, save_tiny, train_tokenizer
 
     cfg = SMOKE if args.smoke else {"8b": QWEN3_8B, "small": SMALL}[args.shape]
-    tok = train_tokenizer(sample_corpus(4000) + [f" {c} Yes No yes no" for c in CATS] * 20,
+    tok = train_tokenizer(sample_corpus(4000) + [f" {c} Yes No yes no" for c in CATEGORIES] * 20,
                           vocab_size=min(cfg["vocab_size"], 4000))
     model = build_model({**cfg, "vocab_size": max(len(tok), 4000)}, torch.bfloat16, device)
     return str(save_tiny(model, tok, f"{directory}/model"))
@@ -146,7 +149,7 @@ def ray_scaling(args) -> dict:
         pd.DataFrame({"user_id": [f"u{u}" for u in range(args.users)], "context": contexts}).to_csv(
             f"{tmp}/contexts.csv", index=False)
         with open(f"{tmp}/categories.txt", "w") as fh:
-            fh.write("\n".join(CATS) + "\n")
+            fh.write("\n".join(CATEGORIES) + "\n")
         vllm = args.ray_backend == "vllm"
         base = ProbeConfig(model=model, contexts=f"{tmp}/contexts.csv", categories=f"{tmp}/categories.txt",
                            method="yesno", out=f"{tmp}/single.csv", backend=args.ray_backend,
@@ -185,7 +188,6 @@ def vllm_smoke(args) -> dict:
     from spectra_probe.backends.base import ScoreRequest, plan_groups
     from spectra_probe.backends.hf import HFBackend
     from spectra_probe.backends.vllm import VLLMBackend
-    from spectra_probe.scoring.base import resolve_yes_no
     from spectra_probe.tiny import sample_corpus
 
     checks, tol = {}, args.bf16_tol
@@ -202,10 +204,11 @@ def vllm_smoke(args) -> dict:
         vl = VLLMBackend(model_dir, adapter_dir=f"{tmp}/adapter", dtype="bfloat16",
                          gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=2048)
         tok, info = vl.tokenizer, vl.describe()
-        ids = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" Yes",), (" No",)), ()))
+        ids = yes_no_ids(tok, (" Yes",), (" No",))
         prefixes = [" ".join(sample_corpus(60, seed=u)) + "\nQuestion:" for u in range(args.smoke_users)]
-        yesno = [ScoreRequest(p, tuple(f" would the user enjoy {c}? Answer:" for c in CATS), ids) for p in prefixes]
-        names = [ScoreRequest(p + " The next category is", tuple(f" {c}" for c in CATS), ()) for p in prefixes]
+        yesno = [ScoreRequest(p, tuple(f" would the user enjoy {c}? Answer:" for c in CATEGORIES), ids)
+                 for p in prefixes]
+        names = [ScoreRequest(p + " The next category is", tuple(f" {c}" for c in CATEGORIES), ()) for p in prefixes]
 
         def score_base(reqs):
             lora, vl._lora = vl._lora, None
@@ -286,7 +289,6 @@ def main(argv=None) -> dict:
 
     from spectra_probe.backends.base import ScoreRequest
     from spectra_probe.backends.hf import HFBackend
-    from spectra_probe.scoring.base import resolve_yes_no
     from spectra_probe.tiny import sample_corpus, train_tokenizer
 
     cfg, device = QWEN3_8B, "cuda"
@@ -312,7 +314,7 @@ def main(argv=None) -> dict:
         ids = tok(" ".join(words), add_special_tokens=False)["input_ids"][: args.prefix_tokens]
         return tok.decode(ids)
 
-    yes_no = tuple(v.token_id for v in sum(resolve_yes_no(tok, (" yes",), (" no",)), ()))
+    yes_no = yes_no_ids(tok)
 
     def requests(n_users: int, k: int, offset: int = 0):
         cats = [f"category {i} " + ("drama comedy"[: 5 + i % 7]) for i in range(k)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+from spectra_eval.data.priors import PRIOR_NAMES
 from spectra_probe.registry import Registry
 from spectra_probe.training.examples import NO_ANSWER, YES_ANSWER
 
@@ -35,7 +36,6 @@ PROBE_METHODS = {
     "dg": (),
 }
 CERTIFIED_PROBE = "probe-yesno"  # the paper's headline readout (logit probing, Eq. 1)
-HISTORY_PRIORS = ("history-uhf", "history-laplace", "history-markov", "history-cohort")
 
 
 @dataclass
@@ -150,7 +150,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
                 "--method", method, *flags, "--out", str(target))
             clock.lap(f"probe {method}")
         preds[name] = target
-    for name in HISTORY_PRIORS:
+    for name in PRIOR_NAMES:  # the baselines export_evaluation_inputs writes
         preds[name] = files[name]
 
     cli("evaluate", "--truth", str(files["truth"]), *[a for n, p in preds.items() for a in ("--pred", f"{n}={p}")],

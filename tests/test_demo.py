@@ -7,6 +7,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
 from spectra_eval.cli import main
+from spectra_eval.io import read_frame
 
 METHODS = {"probe-yesno", "probe-name", "probe-choice", "dg", "history-uhf", "history-laplace", "history-markov",
            "history-cohort"}
@@ -30,6 +31,11 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     latent = certificate["latent"]
     assert latent["n_obs"]["min"] == counts.sum(axis=1).min() and certificate["headline"]["level"] == "latent"
     assert demo["training"]["cpt"]["steps"] == demo["training"]["sft"]["steps"] == 2
+    # context_items_mean: lines per exported context, as contexts.csv holds them
+    exported = read_frame(work / "data" / "contexts.csv", string_columns=("user_id", "context"))["context"]
+    assert demo["preset"]["context_items_mean"] == float((exported.str.count("\n") + 1).mean())
+    # every extra stage is timed once, under its registry name (the fusion stage's time is not split off)
+    assert [s for s in demo["seconds"] if s.startswith("fusion")] == ["fusion"] and demo["seconds"]["fusion"] > 0
 
     # the report folder holds cohort-level outputs only, rendered and readable
     for name in ("tables.md", "tables.tex", "report.tex", "README.md"):

@@ -255,3 +255,28 @@ def test_priors_on_movielens_are_distributions(ml):
     mass = pd.DataFrame({"c": h["categories"], "w": h["categories"].map(lambda c: 1 / len(c))}).explode("c")
     counts = mass.groupby("c")["w"].sum().reindex(list(split.categories), fill_value=0)
     np.testing.assert_allclose(tables["history-uhf"].probs[5], counts / counts.sum())
+
+
+def test_history_priors_are_the_single_priors_under_prior_names(ml):
+    _, split = ml
+    from spectra_eval.data.priors import PRIOR_NAMES
+
+    tables = history_priors(split, alpha=0.5)
+    assert tuple(tables) == PRIOR_NAMES
+    singles = (uhf(split), laplace_uhf(split, alpha=0.5), markov(split, alpha=0.5), cohort(split))
+    for table, single in zip(tables.values(), singles):  # one UHF pass for uhf and cohort: the same bits
+        assert np.array_equal(table.probs, single.probs) and table.source == single.source
+
+
+def test_nested_split_splits_each_history_again(ml):
+    from spectra_eval.data.splits import nested_split
+
+    _, split = ml
+    nested = nested_split(split)
+    assert nested.history_fraction == split.history_fraction and nested.session_gap == split.session_gap
+    inner = pd.concat([nested.history, nested.future])
+    outer = set(zip(split.history["user_id"], split.history["item_id"]))
+    assert set(zip(inner["user_id"], inner["item_id"])) <= outer  # nothing of the evaluation future
+    sizes = split.history.groupby("user_id").size().loc[nested.users]
+    assert nested.history.groupby("user_id").size().loc[nested.users].tolist() == history_size(sizes).tolist()
+    assert nested_split(split, history_fraction=0.5).history_fraction == 0.5

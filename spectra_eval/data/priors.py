@@ -26,6 +26,9 @@ from spectra_eval.io import DistributionTable
 from spectra_eval.data.splits import Split, category_mass, item_mass
 from spectra_eval.validation import SpectraInputError
 
+#: The method names :func:`history_priors` returns, in order (UHF, Laplace UHF, Markov, cohort).
+PRIOR_NAMES = ("history-uhf", "history-laplace", "history-markov", "history-cohort")
+
 
 def _table(probs: np.ndarray, split: Split, source: str) -> DistributionTable:
     return DistributionTable(users=split.users, categories=split.categories, probs=probs, source=source)
@@ -49,7 +52,12 @@ def uhf(split: Split, *, mass: str = "split") -> DistributionTable:
 
 def cohort(split: Split, *, mass: str = "split") -> DistributionTable:
     """The cohort-mean history distribution, (1/n) sum_u UHF_u, identical for every user (module docstring)."""
-    mean = uhf(split, mass=mass).probs.mean(axis=0)
+    return _cohort_of(uhf(split, mass=mass), split, mass)
+
+
+def _cohort_of(per_user: DistributionTable, split: Split, mass: str) -> DistributionTable:
+    """:func:`cohort` from the split's :func:`uhf` table ``per_user`` (computed once by :func:`history_priors`)."""
+    mean = per_user.probs.mean(axis=0)
     return _table(np.repeat(mean[None, :], len(split.users), axis=0), split, f"history-cohort (mass={mass})")
 
 
@@ -96,10 +104,8 @@ def _unit_rows(w: np.ndarray) -> np.ndarray:
 
 
 def history_priors(split: Split, *, alpha: float = 1.0, mass: str = "split") -> dict[str, DistributionTable]:
-    """The four baselines under the demo's method names."""
-    return {
-        "history-uhf": uhf(split, mass=mass),
-        "history-laplace": laplace_uhf(split, alpha=alpha, mass=mass),
-        "history-markov": markov(split, alpha=alpha, mass=mass),
-        "history-cohort": cohort(split, mass=mass),
-    }
+    """The four baselines under the demo's method names (:data:`PRIOR_NAMES`, in that order)."""
+    per_user = uhf(split, mass=mass)
+    tables = (per_user, laplace_uhf(split, alpha=alpha, mass=mass), markov(split, alpha=alpha, mass=mass),
+              _cohort_of(per_user, split, mass))
+    return dict(zip(PRIOR_NAMES, tables, strict=True))

@@ -152,6 +152,20 @@ def chronological_split(
                  history_fraction=history_fraction, session_gap=session_gap)
 
 
+def nested_split(split: Split, *, history_fraction: float | None = None, min_interactions: int = 5) -> Split:
+    """Each user's history window of ``split`` split again chronologically (:func:`chronological_split`).
+
+    The nested history is the earlier part and the nested future the later part of ``split.history``; nothing
+    of ``split.future`` is in either. ``history_fraction`` defaults to ``split.history_fraction``; the session
+    gap is ``split``'s. Used for the SFT window and the recommenders' validation split.
+    """
+    frame = split.history.drop(columns=[c for c in ("position", "session") if c in split.history.columns])
+    data = Interactions(frame=frame, items=pd.DataFrame(columns=["item_id", "title", "year", "categories"]),
+                        categories=split.categories, name="history window")
+    return chronological_split(data, history_fraction=history_fraction or split.history_fraction,
+                               min_interactions=min_interactions, session_gap=split.session_gap)
+
+
 def category_mass(frame: pd.DataFrame, users: Sequence[str], categories: Sequence[str],
                   mass: str = "split") -> np.ndarray:
     """Unnormalised per-user category mass, shape (n_users, K): m_u(c) = sum_i w_i(c) over u's rows.

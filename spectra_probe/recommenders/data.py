@@ -9,9 +9,9 @@ training item of u and never an item u later consumes. A user with fewer eligibl
 ``n_negatives`` gets all of them (logged; the fusion evaluator handles unequal candidate sets).
 
 Validation split (``split='validation'``): the same rule one level down: each user's history is split again
-chronologically (the nested split the SFT stage uses); the model trains on the nested history and the held-out
-item is the first item of the nested future, so nothing of the evaluation future is seen. Its candidates choose
-the fusion weight (``spectra fuse --select-on``).
+chronologically (:func:`spectra_eval.data.splits.nested_split`, the nested split the SFT stage uses); the model
+trains on the nested history and the held-out item is the first item of the nested future, so nothing of the
+evaluation future is seen. Its candidates choose the fusion weight (``spectra fuse --select-on``).
 
 Items are numbered 1..n_items in catalogue order (0 is padding); ``popularity`` counts training interactions
 per item, listing every catalogue item (0 for items without one), as ``spectra fuse --popularity`` expects.
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from spectra_eval.data.datasets import Interactions
-from spectra_eval.data.splits import Split, chronological_split
+from spectra_eval.data.splits import Split, chronological_split, nested_split
 from spectra_eval.validation import SpectraInputError
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def sequence_data(data: Interactions, split: Split | None = None, *, which: str 
     split = split if split is not None else chronological_split(data, min_interactions=min_interactions)
     everything = pd.concat([split.history, split.future], ignore_index=True)
     if which == "validation":
-        frame = split.history.drop(columns=[c for c in ("position", "session") if c in split.history.columns])
-        nested = Interactions(frame=frame, items=data.items, categories=split.categories, name="history window")
-        split = chronological_split(nested, history_fraction=split.history_fraction,
-                                    min_interactions=min(min_interactions, 2), session_gap=split.session_gap)
+        split = nested_split(split, min_interactions=min(min_interactions, 2))
     catalogue = pd.unique(pd.concat([data.items["item_id"].astype(str), everything["item_id"].astype(str)]))
     item_ids = np.concatenate([[""], np.asarray(catalogue, dtype=object)])
     index = pd.Index(item_ids)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from spectra_eval.data.datasets import Interactions
-from spectra_eval.data.splits import Split, chronological_split, truth_table
+from spectra_eval.data.splits import Split, chronological_split, nested_split, truth_table
 from spectra_eval.io import DistributionTable
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.backends.base import PromptGroup, ScoreRequest, leading_special_ids, plan_groups
@@ -103,16 +103,13 @@ def prepare(data: Interactions, *, history_fraction: float = 0.8, min_interactio
 
 
 def sft_split(split: Split, *, history_fraction: float | None = None, min_interactions: int = 5) -> Split:
-    """The nested split SFT trains on: each user's history window split again chronologically.
+    """The nested split SFT trains on: each user's history window split again chronologically
+    (:func:`spectra_eval.data.splits.nested_split`).
 
     Its history is the SFT context window and its future the SFT target window; nothing of ``split.future``
     (the evaluation window) is in either.
     """
-    frame = split.history.drop(columns=[c for c in ("position", "session") if c in split.history.columns])
-    data = Interactions(frame=frame, items=pd.DataFrame(columns=["item_id", "title", "year", "categories"]),
-                        categories=split.categories, name="history window")
-    return chronological_split(data, history_fraction=history_fraction or split.history_fraction,
-                               min_interactions=min_interactions, session_gap=split.session_gap)
+    return nested_split(split, history_fraction=history_fraction, min_interactions=min_interactions)
 
 
 def contexts_for(history: pd.DataFrame, items: pd.DataFrame, users, *, tokenizer=None,

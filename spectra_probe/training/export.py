@@ -9,6 +9,7 @@ from spectra_eval.data.splits import category_mass, count_table, metadata_table
 from spectra_eval.io import atomic_outputs, write_distribution_table, write_frame, write_json, write_text
 from spectra_eval.steering import make_requests
 from spectra_eval.validation import SpectraInputError
+from spectra_probe.recommenders.data import item_categories_frame
 
 from .examples import Prepared, contexts_for
 
@@ -34,7 +35,8 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
     labels, for ``spectra probe --hierarchy``. Also ``requests.csv``: seeded steering requests (one per user,
     direction and granularity, targets from categories the user's history has and has not seen;
     :func:`spectra_eval.steering.make_requests`) for ``spectra probe --requests``, and ``items.csv``
-    (item_id, categories joined by ``|``) for ``spectra evaluate --list``. Returns name -> final path."""
+    (item_id, categories joined by ``|``: :func:`spectra_probe.recommenders.data.item_categories_frame`) for
+    ``spectra evaluate --list``. Returns name -> final path."""
     split = prepared.split
     contexts = contexts_for(split.history, prepared.data.items, split.users, tokenizer=tokenizer, budget=budget)
     with atomic_outputs(out_dir) as stage:
@@ -45,9 +47,7 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
         write_text(stage / "categories.txt", "\n".join(split.categories) + "\n")
         seen = category_mass(split.history, split.users, split.categories) > 0
         write_frame(stage / "requests.csv", make_requests(split.users, split.categories, seen, seed=request_seed))
-        items = prepared.data.items
-        write_frame(stage / "items.csv", items.assign(categories=items["categories"].map("|".join))[
-            ["item_id", "categories"]])
+        write_frame(stage / "items.csv", item_categories_frame(prepared.data.items))
         for name, table in history_priors(split).items():
             write_distribution_table(stage / f"{name}.csv", table)
         if prepared.data.parents is not None:
