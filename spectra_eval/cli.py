@@ -1,7 +1,7 @@
 """The ``spectra`` command line.
 
-Each subcommand lives in its own module exposing ``HELP`` (one line), ``configure(parser)`` and
-``run(args) -> int``. Modules are imported only when their subcommand runs (``spectra --help`` lists the
+Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``; its one-line
+help is in :data:`COMMANDS`. Modules are imported only when their subcommand runs (``spectra --help`` lists the
 names without importing anything heavy), so ``spectra evaluate`` starts fast and works without torch.
 Contract violations (:class:`SpectraInputError`) become one line on stderr and exit status 2.
 """

@@ -27,7 +27,7 @@ import pandas as pd
 from spectra_eval import stats
 from spectra_eval.buckets import Buckets
 from spectra_eval.io import USER_COL, check_user_ids
-from spectra_eval.stats import PairedEffect, _f  # noqa: F401 (fusion and steering read it from here)
+from spectra_eval.stats import PairedEffect, _f
 from spectra_eval.validation import SpectraInputError
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")

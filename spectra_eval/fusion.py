@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -59,16 +60,16 @@ from tqdm.auto import tqdm
 
 from spectra_eval import stats
 from spectra_eval.evaluation import MeanCI
-from spectra_eval.fairness import _f
-from spectra_eval.io import USER_COL, DistributionTable, check_schema, json_errors, read_frame
-from spectra_eval.lists import CATEGORIES_COL, read_items
+from spectra_eval.stats import _f
+from spectra_eval.io import (USER_COL, DistributionTable, check_schema, check_unique, json_errors, read_frame,
+                             require_columns, text_ids)
+from spectra_eval.lists import CATEGORIES_COL, ITEM_COL, items_from_frame
 from spectra_eval.stats import PairedEffect
 from spectra_eval.validation import SpectraInputError, check_positive_int
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "spectra.fusion/1"
-ITEM_COL = "item_id"
 CANDIDATE_COLUMNS = (USER_COL, ITEM_COL, "score", "label")
 LAMBDAS = ("0", "0.05", "0.1", "0.5", "1", "2")
 K = 10
@@ -107,9 +108,9 @@ class Candidates:
     def n_users(self) -> int:
         return len(self.users)
 
-    @property
+    @cached_property
     def starts(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        return _segment_starts(self.counts)
 
     @classmethod
     def from_arrays(cls, user_codes, users, item_codes, item_ids, scores, labels,
@@ -149,9 +150,8 @@ class Candidates:
         counts = np.bincount(user_codes, minlength=len(users)).astype(np.int64)
         if (counts == 0).any():  # codes must index users that own rows
             raise ValueError("every user must own at least one row")
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        for u0, u1 in _chunks(counts):  # a duplicate is within one user: sort (user, item) keys chunk by chunk
-            r0, r1 = int(starts[u0]), int(starts[u1 - 1] + counts[u1 - 1])
+        for u0, u1, rows in _chunks(counts):  # a duplicate is within one user: sort (user, item) keys by chunk
+            r0, r1 = rows.start, rows.stop
             key = (user_codes[r0:r1].astype(np.int64) - u0) * len(item_ids) + item_codes[r0:r1]
             srt = np.sort(key)
             dup = np.flatnonzero(srt[1:] == srt[:-1])
@@ -166,21 +166,6 @@ class Candidates:
 
     def positives_per_user(self) -> np.ndarray:
         return np.add.reduceat(self.labels.astype(np.int64), self.starts)
-
-
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SpectraInputError(f"{source}: no {missing[0]!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
-
-
-def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
-    values = frame[column]
-    empty = values.isna() | (values.astype(str).str.strip() == "")
-    if empty.any():
-        row = int(np.flatnonzero(empty.to_numpy())[0])
-        raise SpectraInputError(f"{source}: row {row + 1}, column {column!r}: empty {column.replace('_', ' ')}")
-    return values.astype(str)
 
 
 def _numbers(frame: pd.DataFrame, column: str, source: str, where) -> np.ndarray:
@@ -198,11 +183,11 @@ def read_candidates(path) -> Candidates:
     """Read and check a candidates file (CSV or Parquet): ``user_id, item_id, score, label``."""
     source = str(path)
     frame = read_frame(path, string_columns=(USER_COL, ITEM_COL))
-    _require_columns(frame, CANDIDATE_COLUMNS, source)
+    require_columns(frame, CANDIDATE_COLUMNS, source)
     if len(frame) == 0:
         raise SpectraInputError(f"{source}: the table has no rows")
-    users = _ids(frame, USER_COL, source)
-    items = _ids(frame, ITEM_COL, source)
+    users = text_ids(frame, USER_COL, source)
+    items = text_ids(frame, ITEM_COL, source)
 
     def where(row: int) -> str:
         return f"user {users.iloc[row]!r}, item {items.iloc[row]!r} (row {row + 1})"
@@ -228,9 +213,9 @@ class ItemCategories:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, categories: Sequence[str], source: str = "<memory>") -> "ItemCategories":
         """``frame``: ``item_id, category`` in long format (one row per item and category)."""
-        _require_columns(frame, (ITEM_COL, "category"), source)
-        items = _ids(frame, ITEM_COL, source)
-        labels = _ids(frame, "category", source)
+        require_columns(frame, (ITEM_COL, "category"), source)
+        items = text_ids(frame, ITEM_COL, source)
+        labels = text_ids(frame, "category", source)
         col = pd.Index(list(categories)).get_indexer(labels)
         if (col < 0).any():
             r = int(np.flatnonzero(col < 0)[0])
@@ -244,7 +229,7 @@ class ItemCategories:
         codes, item_ids = pd.factorize(items, sort=False)
         n_cat = np.bincount(codes, minlength=len(item_ids))
         order = np.argsort(codes, kind="stable")
-        slot = np.arange(len(codes)) - np.repeat(np.concatenate([[0], np.cumsum(n_cat)[:-1]]), n_cat)
+        slot = np.arange(len(codes)) - np.repeat(_segment_starts(n_cat), n_cat)
         columns = np.full((len(item_ids), max(int(n_cat.max()), 1)), len(categories), dtype=np.int64)
         columns[codes[order], slot] = col[order]
         return cls(np.asarray(item_ids, dtype=object), columns, n_cat, source)
@@ -256,7 +241,7 @@ def read_item_categories(path, categories: Sequence[str]) -> ItemCategories:
     and :func:`spectra_eval.lists.read_items` reads it)."""
     frame = read_frame(path, string_columns=(ITEM_COL, "category", CATEGORIES_COL))
     if "category" not in frame.columns and CATEGORIES_COL in frame.columns:
-        joined = read_items(path, categories)
+        joined = items_from_frame(frame, categories, str(path))
         frame = pd.DataFrame([(i, c) for i, labels in joined.items() for c in labels], columns=[ITEM_COL, "category"])
     return ItemCategories.from_frame(frame, categories, str(path))
 
@@ -269,20 +254,17 @@ def read_popularity(path) -> pd.Series:
 
 
 def popularity_series(frame: pd.DataFrame, source: str = "<memory>") -> pd.Series:
-    _require_columns(frame, (ITEM_COL, "count"), source)
+    require_columns(frame, (ITEM_COL, "count"), source)
     if len(frame) == 0:
         raise SpectraInputError(f"{source}: the table has no rows")
-    items = _ids(frame, ITEM_COL, source)
+    items = text_ids(frame, ITEM_COL, source)
     counts = _numbers(frame, "count", source, lambda row: f"item {items.iloc[row]!r} (row {row + 1})")
     bad = (counts < 0) | ~np.isfinite(counts)
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         raise SpectraInputError(f"{source}: item {items.iloc[r]!r} (row {r + 1}), column 'count': "
                                 f"{counts[r]:g} is not a count >= 0")
-    dup = items.duplicated().to_numpy()
-    if dup.any():
-        r = int(np.flatnonzero(dup)[0])
-        raise SpectraInputError(f"{source}: item {items.iloc[r]!r} (row {r + 1}) appears more than once")
+    check_unique(items, source, "item")
     return pd.Series(counts, index=pd.Index(items.to_numpy(dtype=object), name=ITEM_COL), name="count")
 
 
@@ -327,7 +309,7 @@ class _Segments:
 
     def __init__(self, counts: np.ndarray):
         self.counts = counts
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.starts = _segment_starts(counts)
         self.width = int(counts[0]) if len(counts) and (counts == counts[0]).all() else None
 
     def sum(self, x: np.ndarray) -> np.ndarray:
@@ -391,12 +373,18 @@ def rank_metrics(seg: _Segments, f: np.ndarray, labels: np.ndarray, k: int) -> n
     return np.stack([dcg / ideal, hits / n_pos, 1.0 / best])
 
 
-def _chunks(counts: np.ndarray) -> list[tuple[int, int]]:
-    """User ranges [u0, u1) of about :data:`_CHUNK_ROWS` candidate rows each."""
+def _segment_starts(counts: np.ndarray) -> np.ndarray:
+    """First row of each of the contiguous segments of ``counts`` rows (int64)."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def _chunks(counts: np.ndarray) -> list[tuple[int, int, slice]]:
+    """User ranges [u0, u1) of about :data:`_CHUNK_ROWS` candidate rows each, with the rows they own."""
     ends = np.cumsum(counts)
     bounds = np.searchsorted(ends, np.arange(_CHUNK_ROWS, int(ends[-1]), _CHUNK_ROWS), side="left") + 1
-    edges = np.unique(np.concatenate([[0], bounds, [len(counts)]]))
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    edges = np.unique(np.concatenate([[0], bounds, [len(counts)]])).tolist()
+    row_edges = np.concatenate([[0], ends])  # users [u0, u1) own rows row_edges[u0] : row_edges[u1]
+    return [(u0, u1, slice(int(row_edges[u0]), int(row_edges[u1]))) for u0, u1 in zip(edges[:-1], edges[1:])]
 
 
 def per_user_metrics(cand: Candidates, theta: np.ndarray, item_categories: ItemCategories, item_map: np.ndarray,
@@ -408,9 +396,7 @@ def per_user_metrics(cand: Candidates, theta: np.ndarray, item_categories: ItemC
     """
     out = np.empty((len(lambdas), 3, cand.n_users))
     theta_pad = np.hstack([theta, np.zeros((cand.n_users, 1))])
-    starts = cand.starts
-    for u0, u1 in tqdm(_chunks(cand.counts), desc="fuse", unit="chunk", leave=False, disable=not progress):
-        rows = slice(int(starts[u0]), int(starts[u1 - 1] + cand.counts[u1 - 1]))
+    for u0, u1, rows in tqdm(_chunks(cand.counts), desc="fuse", unit="chunk", leave=False, disable=not progress):
         seg = _Segments(cand.counts[u0:u1])
         a = affinity(theta_pad, np.repeat(np.arange(u0, u1), seg.counts), item_map[cand.items[rows]], item_categories)
         z_base, z_aff = seg.zscore(cand.scores[rows]), seg.zscore(a)
@@ -423,9 +409,7 @@ def candidate_metrics(cand: Candidates, k: int = K) -> np.ndarray:
     """The base ranker's own NDCG@k, Recall@k and MRR per user (3, n): ranks of the raw scores (ties
     pessimistic; the same ranks as lambda = 0, since z-scoring within a user keeps the order)."""
     out = np.empty((3, cand.n_users))
-    starts = cand.starts
-    for u0, u1 in _chunks(cand.counts):
-        rows = slice(int(starts[u0]), int(starts[u1 - 1] + cand.counts[u1 - 1]))
+    for u0, u1, rows in _chunks(cand.counts):
         out[:, u0:u1] = rank_metrics(_Segments(cand.counts[u0:u1]), cand.scores[rows], cand.labels[rows], k)
     return out
 
@@ -669,11 +653,12 @@ def _prepare(cand: Candidates, spectra: DistributionTable, item_categories: Item
     return _Prepared(cand, spectra.probs[pos], item_map)
 
 
-def _user_slices(cand: Candidates, slices: pd.Series) -> np.ndarray:
-    """Each user's slice: its positives' slice, or 'mixed' when they fall in different slices."""
+def _user_slices(cand: Candidates, slices: pd.Series, positives: np.ndarray) -> np.ndarray:
+    """Each user's slice: its positives' slice, or 'mixed' when they fall in different slices.
+    ``positives`` is ``cand.positives_per_user()``."""
     pos_items = cand.item_ids[cand.items[cand.labels]]
     pos_slice = slices.reindex(pd.Index(pos_items)).to_numpy(dtype=object)
-    user_of = np.repeat(np.arange(cand.n_users), cand.positives_per_user())
+    user_of = np.repeat(np.arange(cand.n_users), positives)
     frame = pd.DataFrame({"u": user_of, "s": pos_slice})
     first = frame.groupby("u", sort=True)["s"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "mixed")
     return first.to_numpy(dtype=object)
@@ -681,11 +666,12 @@ def _user_slices(cand: Candidates, slices: pd.Series) -> np.ndarray:
 
 def _summarise(values: np.ndarray, n_resamples: int, rng, confidence: float) -> tuple[np.ndarray, ...]:
     """Column means of ``values`` (n, m), their percentile interval bounds and the resampled means (B, m),
-    from one draw ``stats.bootstrap_indices(n, n_resamples, rng)`` (NaN when n = 0)."""
+    from one draw ``stats.bootstrap_indices(n, n_resamples, rng)``, streamed by ``stats.bootstrap_draw`` (NaN
+    when n = 0)."""
     if len(values) == 0:
         nan = np.full(values.shape[1], np.nan)
         return nan, nan, nan, np.full((n_resamples, values.shape[1]), np.nan)
-    boot = stats.bootstrap_means(values, stats.bootstrap_indices(len(values), n_resamples, rng))
+    boot = stats.bootstrap_means(values, stats.bootstrap_draw(len(values), n_resamples, rng))
     low, high = stats.percentile_interval(boot, confidence)
     return values.mean(axis=0), low, high, boot
 
@@ -726,7 +712,9 @@ def fuse(
     metrics = per_user_metrics(prep.cand, prep.theta, item_categories, prep.item_map, values, k, progress=progress)
     names = metric_names(k)
     n, n_lam = candidates.n_users, len(lambdas)
-    user_slice = _user_slices(candidates, popularity_slices(popularity))
+    item_slices = popularity_slices(popularity)
+    pos_counts = candidates.positives_per_user()
+    user_slice = _user_slices(candidates, item_slices, pos_counts)
 
     flat = metrics.transpose(2, 0, 1).reshape(n, n_lam * 3)  # column li * 3 + m
     ref = values.index(0.0)  # the reference lambda, however it was written ("0", "0.0")
@@ -763,7 +751,6 @@ def fuse(
         best, sel_means = _select(metrics, lambdas)
         selection = Selection(best, "test", candidates.source, SELECTION_RULE.format(k=k), sel_means)
 
-    pos_counts = candidates.positives_per_user()
     slice_users = {s: int((user_slice == s).sum()) for s in POPULARITY_SLICES} | {
         "mixed": int((user_slice == "mixed").sum())}
     population = Population(n, int(candidates.counts.sum()), (int(candidates.counts.min()), int(candidates.counts.max())),
@@ -773,7 +760,7 @@ def fuse(
                               src.get("items", item_categories.source), src.get("popularity", "<memory>"),
                               tuple(lambdas), k, n_resamples, seed, confidence,
                               None if select_on is None else select_on.source)
-    slice_items = popularity_slices(popularity).value_counts().reindex(list(POPULARITY_SLICES), fill_value=0)
+    slice_items = item_slices.value_counts().reindex(list(POPULARITY_SLICES), fill_value=0)
     per_user = pd.DataFrame({USER_COL: candidates.users, "slice": user_slice})
     for li, lam in enumerate(lambdas):
         for j, m in enumerate(names):

@@ -122,20 +122,44 @@ def require_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def check_user_ids(frame: pd.DataFrame, source: str) -> np.ndarray:
-    """The ``user_id`` column as an object array of str: present, non-empty and unique (errors name the row)."""
-    if USER_COL not in frame.columns:
-        raise SpectraInputError(f"{source}: no {USER_COL!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
-    users = frame[USER_COL]
-    missing = users.isna() | (users.astype(str).str.strip() == "")
-    if missing.any():
-        row = int(np.flatnonzero(missing.to_numpy())[0])
-        raise SpectraInputError(f"{source}: row {row + 1}, column {USER_COL!r}: empty user id")
-    users = users.astype(str).to_numpy(dtype=object)
-    dup = pd.Series(users).duplicated().to_numpy()
+def require_columns(frame: pd.DataFrame, columns, source: str) -> None:
+    """Name the first of ``columns`` that ``frame`` lacks (with the first 8 columns it has)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SpectraInputError(f"{source}: no {missing[0]!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+
+
+def first_empty(values: pd.Series) -> int | None:
+    """Position of the first missing or blank (whitespace only) cell of ``values``, or None."""
+    empty = values.isna() | (values.astype(str).str.strip() == "")
+    return int(np.flatnonzero(empty.to_numpy())[0]) if empty.any() else None
+
+
+def text_ids(frame: pd.DataFrame, column: str, source: str, what: str | None = None) -> pd.Series:
+    """``frame[column]`` as str, every cell non-empty; an empty one is ``FILE: row N, column 'C': empty WHAT``
+    (``what`` defaults to the column name with spaces: ``item_id`` -> ``item id``)."""
+    values = frame[column]
+    row = first_empty(values)
+    if row is not None:
+        raise SpectraInputError(f"{source}: row {row + 1}, column {column!r}: "
+                                f"empty {column.replace('_', ' ') if what is None else what}")
+    return values.astype(str)
+
+
+def check_unique(ids, source: str, what: str) -> None:
+    """Name the first repeated id: ``FILE: WHAT 'ID' (row N) appears more than once``."""
+    ids = np.asarray(ids, dtype=object)
+    dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
-        raise SpectraInputError(f"{source}: user {users[row]!r} (row {row + 1}) appears more than once")
+        raise SpectraInputError(f"{source}: {what} {ids[row]!r} (row {row + 1}) appears more than once")
+
+
+def check_user_ids(frame: pd.DataFrame, source: str) -> np.ndarray:
+    """The ``user_id`` column as an object array of str: present, non-empty and unique (errors name the row)."""
+    require_columns(frame, (USER_COL,), source)
+    users = text_ids(frame, USER_COL, source).to_numpy(dtype=object)
+    check_unique(users, source, "user")
     return users
 
 

@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from spectra_eval.io import USER_COL, DistributionTable, read_frame
+from spectra_eval.io import USER_COL, DistributionTable, read_frame, require_columns, text_ids
 from spectra_eval.validation import SpectraInputError
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,13 @@ def read_items(path: str | os.PathLike, categories: Sequence[str]) -> dict[str, 
     Errors name the file, the row, the item and the column (missing column, empty or repeated item id, a
     label that is not a category).
     """
-    source = str(path)
-    frame = read_frame(path, string_columns=(ITEM_COL, CATEGORIES_COL))
-    for col in (ITEM_COL, CATEGORIES_COL):
-        if col not in frame.columns:
-            raise SpectraInputError(f"{source}: no {col!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+    return items_from_frame(read_frame(path, string_columns=(ITEM_COL, CATEGORIES_COL)), categories, str(path))
+
+
+def items_from_frame(frame: pd.DataFrame, categories: Sequence[str],
+                     source: str = "<memory>") -> dict[str, tuple[str, ...]]:
+    """:func:`read_items` of a table already read (``item_id, categories``); errors name ``source``."""
+    require_columns(frame, (ITEM_COL, CATEGORIES_COL), source)
     known = set(categories)
     items: dict[str, tuple[str, ...]] = {}
     for row, (item, text) in enumerate(zip(frame[ITEM_COL], frame[CATEGORIES_COL].fillna("")), start=1):
@@ -110,19 +112,12 @@ def list_distributions(frame: pd.DataFrame, items: Mapping[str, tuple[str, ...]]
     """
     from spectra_eval.data.splits import item_mass
 
-    for col in (USER_COL, ITEM_COL, RANK_COL):
-        if col not in frame.columns:
-            raise SpectraInputError(f"{source}: no {col!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+    require_columns(frame, (USER_COL, ITEM_COL, RANK_COL), source)
     if len(frame) == 0:
         raise SpectraInputError(f"{source}: the list has no rows")
     position_weights([1], weights)  # an unknown scheme fails before any row is read
-    for col in (USER_COL, ITEM_COL):
-        empty = frame[col].isna() | (frame[col].astype(str).str.strip() == "")
-        if empty.any():
-            raise SpectraInputError(f"{source}: row {int(np.flatnonzero(empty.to_numpy())[0]) + 1}, column {col!r}: "
-                                    "empty value")
-    users = frame[USER_COL].astype(str).str.strip().to_numpy(dtype=object)
-    item_ids = frame[ITEM_COL].astype(str).str.strip().to_numpy(dtype=object)
+    users = text_ids(frame, USER_COL, source, "value").str.strip().to_numpy(dtype=object)
+    item_ids = text_ids(frame, ITEM_COL, source, "value").str.strip().to_numpy(dtype=object)
     ranks = _positive_ranks(frame[RANK_COL], source, users)
     unknown = np.flatnonzero([i not in items for i in item_ids])
     if unknown.size:

@@ -48,8 +48,9 @@ from spectra_eval import stats
 from spectra_eval.buckets import _make_buckets
 from spectra_eval.divergences import _js
 from spectra_eval.evaluation import MeanCI
-from spectra_eval.fairness import _f
-from spectra_eval.io import USER_COL, DistributionTable, check_same_categories, check_schema, json_errors, read_frame
+from spectra_eval.stats import _f
+from spectra_eval.io import (USER_COL, DistributionTable, check_same_categories, check_schema, first_empty, json_errors,
+                             read_frame, require_columns)
 from spectra_eval.validation import SpectraInputError, check_positive_int
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,23 @@ class Requests:
             mask[i, [col[c] for c in target]] = True
         return mask
 
-    def check_users(self, users: Sequence[str], users_source: str) -> None:
-        """Every request's user must be one of ``users`` (e.g. the base table's)."""
+    def check_users(self, users: Sequence[str], users_source: str) -> np.ndarray:
+        """Every request's user must be one of ``users`` (e.g. the base table's, unique); returns each request's
+        user position in ``users``."""
         known = pd.Index(np.asarray(users, dtype=object))
-        missing = np.flatnonzero(known.get_indexer(self.users) < 0)
+        positions = known.get_indexer(self.users)
+        missing = np.flatnonzero(positions < 0)
         if missing.size:
             i = int(missing[0])
             raise SpectraInputError(f"{self.where(i, USER_COL)}: user {self.users[i]!r} is not in {users_source}")
+        return positions
+
+    def check_targets(self, categories: Sequence[str], categories_source: str) -> None:
+        """Every target label must be one of ``categories``; the first unknown one is named."""
+        known = set(categories)
+        for i, target in enumerate(self.targets):
+            if not known.issuperset(target):
+                _check_known_labels(self.where(i, TARGET_COL), target, known, categories_source)
 
     def frame(self) -> pd.DataFrame:
         """The requests as a table (targets joined by ``|``), extra columns last."""
@@ -134,11 +145,16 @@ class Requests:
         return out
 
 
+def _check_known_labels(at: str, labels: Sequence[str], known: set, categories_source: str) -> None:
+    unknown = [p for p in labels if p not in known]
+    if unknown:
+        raise SpectraInputError(f"{at}: {unknown[0]!r} is not a category of {categories_source}")
+
+
 def _text_column(frame: pd.DataFrame, column: str, ids, source: str) -> np.ndarray:
     values = frame[column]
-    bad = values.isna() | (values.astype(str).str.strip() == "")
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
+    i = first_empty(values)
+    if i is not None:
         at = f"request {ids[i]!r} (row {i + 1})" if ids is not None else f"row {i + 1}"
         raise SpectraInputError(f"{source}: {at}, column {column!r}: empty value")
     return values.astype(str).str.strip().to_numpy(dtype=object)
@@ -155,9 +171,7 @@ def read_requests(path: str | os.PathLike, categories: Sequence[str] | None = No
     """
     source = str(path)
     frame = read_frame(path, string_columns=REQUIRED + (FORM_COL,))
-    for col in REQUIRED:
-        if col not in frame.columns:
-            raise SpectraInputError(f"{source}: no {col!r} column (columns: {', '.join(map(str, frame.columns[:8]))})")
+    require_columns(frame, REQUIRED, source)
     if len(frame) == 0:
         raise SpectraInputError(f"{source}: the table has no rows")
     ids = _text_column(frame, REQUEST_COL, None, source)
@@ -179,9 +193,7 @@ def read_requests(path: str | os.PathLike, categories: Sequence[str] | None = No
         if repeated:
             raise SpectraInputError(f"{at}: category {repeated[0]!r} appears twice in {text!r}")
         if known is not None:
-            unknown = [p for p in parts if p not in known]
-            if unknown:
-                raise SpectraInputError(f"{at}: {unknown[0]!r} is not a category of {categories_source}")
+            _check_known_labels(at, parts, known, categories_source)
             if len(parts) == len(known):
                 raise SpectraInputError(f"{at}: {text!r} names every category, so nothing is off target")
         targets.append(parts)
@@ -439,9 +451,8 @@ class SteeringResult:
 
 
 def _mean_ci(values: np.ndarray, n_resamples: int, seed: int, confidence: float) -> MeanCI:
-    boot = stats.bootstrap_means(values, stats.bootstrap_indices(len(values), n_resamples, seed))
-    low, high = stats.percentile_interval(boot, confidence)
-    return MeanCI(float(values.mean()), float(low), float(high))
+    ci = stats.bootstrap_ci(values, n_resamples, seed=seed, confidence=confidence)  # draw streamed, never held
+    return MeanCI(ci.estimate, ci.ci_low, ci.ci_high)
 
 
 def _nanmean(x: np.ndarray) -> tuple[float, int]:
@@ -483,12 +494,8 @@ def steer(base: DistributionTable, steered: DistributionTable, requests: Request
     check_positive_int(n_resamples, "n_resamples", whole_numbers=True,
                        message="the number of bootstrap resamples must be a positive integer, got {value!r}")
     categories = base.categories
-    bad_target = next((i for i, t in enumerate(requests.targets) if set(t) - set(categories)), None)
-    if bad_target is not None:
-        label = next(c for c in requests.targets[bad_target] if c not in categories)
-        raise SpectraInputError(f"{requests.where(bad_target, TARGET_COL)}: {label!r} is not a category of "
-                                f"{base.source}")
-    requests.check_users(base.users, base.source)
+    requests.check_targets(categories, base.source)
+    user_rows = requests.check_users(base.users, base.source)
     rows_s = pd.Index(steered.users).get_indexer(pd.Index(requests.ids))
     if (rows_s < 0).any():
         i = int(np.flatnonzero(rows_s < 0)[0])
@@ -498,7 +505,7 @@ def steer(base: DistributionTable, steered: DistributionTable, requests: Request
         raise SpectraInputError(f"{steered.source}: row {extra[0]!r} is not a request of {requests.source}")
     check_same_categories(steered.categories, categories, steered.source, base.source)
     cols_s = pd.Index(steered.categories).get_indexer(categories)
-    b_rows = base.probs[pd.Index(base.users).get_indexer(pd.Index(requests.users))]
+    b_rows = base.probs[user_rows]
     s_rows = steered.probs[np.ix_(rows_s, cols_s)]
     mask = requests.target_mask(categories)
     pr = per_request(b_rows, s_rows, mask, requests.signs)
@@ -532,10 +539,11 @@ def steer(base: DistributionTable, steered: DistributionTable, requests: Request
                     f"requests with the single target {c!r} and direction {direction!r}", int(rows.size),
                     _mean_ci(shift, *args), float((shift > 0).mean()))
 
-    bucket_source = truth.probs if truth is not None else base.probs
     if truth is not None:
         check_same_categories(truth.categories, categories, truth.source, base.source)
         bucket_source = truth.probs[:, pd.Index(truth.categories).get_indexer(categories)]
+    else:
+        bucket_source = base.probs
     buckets = _make_buckets(bucket_source).labels(categories)
 
     frame = requests.frame()

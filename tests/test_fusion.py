@@ -139,6 +139,21 @@ def test_tie_rule_is_pessimistic_and_z_of_a_constant_is_zero():
     assert ndcg2 == pytest.approx((2 / math.log2(3)) / (1 + 1 / math.log2(3)))
 
 
+def test_chunks_cover_every_row_once_and_match_small_chunks(monkeypatch):
+    counts = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    for size in (1, 4, 7, 100):
+        monkeypatch.setattr(F, "_CHUNK_ROWS", size)
+        chunks = F._chunks(counts)
+        assert [u for u0, u1, _ in chunks for u in range(u0, u1)] == list(range(len(counts)))
+        for u0, u1, rows in chunks:
+            assert (rows.start, rows.stop) == (starts[u0], starts[u1 - 1] + counts[u1 - 1])
+    case = make_case(seed=3, n_users=40, ragged=True, multi=True)
+    whole = run_fuse(case, n_resamples=30).per_user
+    monkeypatch.setattr(F, "_CHUNK_ROWS", 37)
+    pd.testing.assert_frame_equal(run_fuse(case, n_resamples=30).per_user, whole)
+
+
 def test_slices_are_popularity_thirds_and_users_follow_their_item():
     case = make_case(seed=5)
     res = run_fuse(case, n_resamples=10)

@@ -155,3 +155,22 @@ def test_missing_or_extra_category_column_is_named_before_any_row_check(tmp_path
                    ("user_id", "Drama", "Comedy", "Sci-Fi", "War"))
     with pytest.raises(SpectraInputError, match=r"extra.csv: column 'War' is not a category of .*truth.csv"):
         read_distribution_table(extra, like=truth)
+
+
+def test_shared_table_checks_name_file_row_and_column():
+    from spectra_eval.io import check_unique, check_user_ids, require_columns, text_ids
+
+    frame = pd.DataFrame({"user_id": ["a", " ", "c"], "item_id": ["x", "y", "x"]})
+    require_columns(frame, ("user_id", "item_id"), "t.csv")
+    with pytest.raises(SpectraInputError, match=r"^t.csv: no 'rank' column \(columns: user_id, item_id\)$"):
+        require_columns(frame, ("user_id", "rank", "score"), "t.csv")
+    with pytest.raises(SpectraInputError, match=r"^t.csv: row 2, column 'user_id': empty user id$"):
+        text_ids(frame, "user_id", "t.csv")
+    with pytest.raises(SpectraInputError, match=r"^t.csv: row 2, column 'user_id': empty user id$"):
+        check_user_ids(frame, "t.csv")
+    with pytest.raises(SpectraInputError, match=r"^t.csv: row 2, column 'user_id': empty value$"):
+        text_ids(frame, "user_id", "t.csv", "value")
+    assert text_ids(frame, "item_id", "t.csv").tolist() == ["x", "y", "x"]
+    with pytest.raises(SpectraInputError, match=r"^t.csv: item 'x' \(row 3\) appears more than once$"):
+        check_unique(frame["item_id"], "t.csv", "item")
+    check_unique(["x", "y"], "t.csv", "item")

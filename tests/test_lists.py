@@ -74,6 +74,17 @@ def test_items_file_checks(tmp_path):
         read_items(path, CATS)
 
 
+def test_items_from_a_frame_already_read_match_the_reader(tmp_path):
+    from spectra_eval.lists import items_from_frame
+
+    path = tmp_path / "items.csv"
+    frame = pd.DataFrame({"item_id": ["i1", "i2", "i3"], "categories": ["A|B", "", "C"]})
+    frame.to_csv(path, index=False)
+    assert items_from_frame(frame, CATS, str(path)) == read_items(path, CATS)
+    with pytest.raises(SpectraInputError, match=r"^mem: no 'categories' column"):
+        items_from_frame(frame.drop(columns="categories"), CATS, "mem")
+
+
 # ------------------------------------------------------------------ through evaluate
 
 

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 
 from spectra_eval import report as rp
 from spectra_eval.cli import main
-from spectra_eval.evaluation import Evaluation
+from spectra_eval.evaluation import Evaluation, MeanCI
 from spectra_eval.report import Cell, Report, embolden, latex_escape, md_escape
 from spectra_eval.validation import SpectraInputError
 
@@ -242,6 +242,17 @@ def test_embolden_directions_and_ties():
     assert [x.bold for x in embolden(c, "closest", target=0.32)] == [True, False, False, False]
     assert not any(x.bold for x in embolden(c, None))
     assert not any(x.bold for x in embolden([Cell(0.1, "0.1"), Cell()], "lower"))  # one competitor only
+
+
+def test_ci_cell_reads_mean_or_estimate_with_the_half_width():
+    from spectra_eval.report.model import ci_cell, num
+    from spectra_eval.stats import PairedEffect
+
+    mean = ci_cell(MeanCI(0.5, 0.4, 0.7), 3, "*")
+    assert mean == num(0.5, 3, (0.4, 0.7), "*") and mean.half_width == pytest.approx(0.15) and mean.mark == "*"
+    effect = PairedEffect(-0.25, -0.3, -0.1, 0.01)
+    assert ci_cell(effect, 4) == num(-0.25, 4, (-0.3, -0.1))
+    assert ci_cell(MeanCI(float("nan"), 0.0, 1.0)).value is None
 
 
 @given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=8), st.sampled_from(["lower", "higher"]))

@@ -14,6 +14,7 @@ from statsmodels.stats.multitest import multipletests
 from spectra_eval.cli import main
 from spectra_eval.io import DistributionTable, json_safe
 from spectra_eval.steering import SCHEMA, SteeringResult, read_requests, steer
+from spectra_eval.validation import SpectraInputError
 
 CATS = ("Action", "Comedy", "Drama", "Horror", "Sci-Fi", "Western")
 GROUPS = [("Action", "+", "fine"), ("Horror", "-", "fine"), ("Comedy|Drama", "+", "coarse"),
@@ -217,6 +218,11 @@ def test_shift_signs_by_hand():
     req = Requests(np.array(["r1", "r2"], dtype=object), np.array(["u", "v"], dtype=object), (("A",), ("B", "C")),
                    np.array(["+", "-"], dtype=object), np.array(["fine", "coarse"], dtype=object),
                    np.array(["single", "single"], dtype=object))
+    assert req.check_users(["v", "u"], "users").tolist() == [1, 0]
+    req.check_targets(("A", "B", "C"), "base")
+    with pytest.raises(SpectraInputError, match=r"^<memory>: request 'r2' \(row 2\), column 'target': 'C' is not a "
+                                                r"category of base$"):
+        req.check_targets(("A", "B"), "base")
     frame = steer(base, steered, req, n_resamples=10).per_request
     np.testing.assert_allclose(frame["shift"], [0.3, 0.3])
     np.testing.assert_allclose(frame["relative_shift"], [0.3 / 0.8, 0.3 / 0.6])

@@ -10,7 +10,6 @@ import json
 from spectra_eval.certify import LINF_CERTIFICATES
 from spectra_eval.latent import BETA
 
-HELP = "certify probe-vs-DG dominance per user (observed mix; latent preference with --counts) and lift it"
 DESCRIPTION = """\
 What is certified, exactly:
   observed (always): for each user, the regime TV(probe) <= phi_sharp(JS) < theta*(L^c) - theta_DG(L^c) <= TV(DG)

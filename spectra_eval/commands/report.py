@@ -11,7 +11,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-HELP = "render Markdown/LaTeX tables and PNG/PDF figures from JSON outputs"
 log = logging.getLogger(__name__)
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from spectra_eval.validation import check_positive_int
 
-HELP = "steerability of probed distributions under stated preferences (spectra probe --requests)"
 EPILOG = """\
 BASE is a distribution table keyed by user (the unsteered probe); STEERED is the output of
 `spectra probe --requests R`, keyed by request id in its user_id column; R has the columns

@@ -29,6 +29,7 @@ from matplotlib.patches import Patch
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
 from spectra_eval.fusion import SLICES, FusionRuns
+from spectra_eval.report.model import estimate
 from spectra_eval.steering import SteeringResult
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,16 @@ def _with_rc(draw):
     return wrapper
 
 
-def _new_figure(height_in: float, ncols: int = 1, sharey: bool = False):
+def _new_figure(height_in: float, ncols: int = 1, sharey: bool = False, *, nrows: int = 1, sharex: bool = False):
     fig = Figure(figsize=(WIDTH_IN, height_in), layout="constrained")
-    return fig, fig.subplots(1, ncols, sharey=sharey)
+    return fig, fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey)
+
+
+def _intervals(results, dtype=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates (MeanCI ``mean`` or PairedEffect ``estimate``), CI lows and CI highs of ``results`` as arrays."""
+    results = list(results)
+    return tuple(np.array(values, dtype=dtype) for values in (
+        [estimate(r) for r in results], [r.ci_low for r in results], [r.ci_high for r in results]))
 
 
 def _style(ax) -> None:
@@ -158,10 +166,7 @@ def quartile_delta_figure(ev: Evaluation) -> Figure | None:
     fig, ax = _new_figure(2.3)
     width = 0.8 / len(comps)
     for j, (key, comp) in enumerate(comps.items()):
-        groups = [comp.quartiles.quartiles[q] for q in QUARTILES]
-        d = np.array([g.estimate for g in groups])
-        lo = np.array([g.ci_low for g in groups])
-        hi = np.array([g.ci_high for g in groups])
+        d, lo, hi = _intervals(comp.quartiles.quartiles[q] for q in QUARTILES)
         x = np.arange(4) - 0.4 + width * (j + 0.5)
         ax.bar(x, d, width=width * 0.9, color=colours.get(comp.method, OKABE_ITO[j]), label=_label(key), zorder=2)
         ax.errorbar(x, d, yerr=np.vstack([d - lo, hi - d]), fmt="none", ecolor="black", elinewidth=0.7, capsize=1.5,
@@ -185,10 +190,7 @@ def js_ndcg_figure(ev: Evaluation) -> Figure:
     y = np.arange(len(names))
 
     def bars(ax, key, offset, height, hatch=None, label=None):
-        block = [ev.methods[n][key] for n in names]
-        mean = np.array([b.mean for b in block])
-        lo = np.array([b.ci_low for b in block])
-        hi = np.array([b.ci_high for b in block])
+        mean, lo, hi = _intervals(ev.methods[n][key] for n in names)
         ax.barh(y + offset, mean, height=height, color=[colours[n] for n in names], hatch=hatch, edgecolor="white",
                 linewidth=0.3, label=label, zorder=2)
         ax.errorbar(mean, y + offset, xerr=np.vstack([mean - lo, hi - mean]), fmt="none", ecolor="black",
@@ -218,16 +220,13 @@ def js_ndcg_figure(ev: Evaluation) -> Figure:
 def fusion_lambda_figure(runs: FusionRuns) -> Figure:
     from spectra_eval.report.fusion_tables import SLICE_LABELS, run_label
 
-    fig = Figure(figsize=(WIDTH_IN, 3.2), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True).ravel()
+    fig, axes = _new_figure(3.2, ncols=2, nrows=2, sharex=True)
+    axes = axes.ravel()
     for j, run in enumerate(runs.runs.values()):
         lambdas = list(run.settings.lambdas)
         x = np.arange(len(lambdas))  # lambdas at equal spacing, labelled as written (0 cannot go on a log axis)
         for ax, s in zip(axes, SLICES):
-            cells = [run.results[lam][s].metrics[run.ndcg_key] for lam in lambdas]
-            mean = np.array([c.mean for c in cells], dtype=float)
-            lo = np.array([c.ci_low for c in cells], dtype=float)
-            hi = np.array([c.ci_high for c in cells], dtype=float)
+            mean, lo, hi = _intervals((run.results[lam][s].metrics[run.ndcg_key] for lam in lambdas), float)
             colour = OKABE_ITO[j % len(OKABE_ITO)]
             ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0)
             ax.plot(x, mean, marker="o", ms=2.5, lw=0.9, color=colour, label=_label(run_label(run)) if s == "all" else None)
@@ -263,9 +262,7 @@ def steerability_figure(res: SteeringResult) -> Figure | None:
     for j, d in enumerate(directions):
         rows = [(i, res.by_category[c][d], res.bucket_of(c)) for i, c in enumerate(cats) if d in res.by_category[c]]
         pos = np.array([i for i, _, _ in rows]) - 0.4 + height * (j + 0.5)
-        mean = np.array([r.shift.mean for _, r, _ in rows])
-        lo = np.array([r.shift.ci_low for _, r, _ in rows])
-        hi = np.array([r.shift.ci_high for _, r, _ in rows])
+        mean, lo, hi = _intervals(r.shift for _, r, _ in rows)
         ax.barh(pos, mean, height=height * 0.9, color=[BUCKET_COLOURS.get(b, REFERENCE_COLOUR) for _, _, b in rows],
                 hatch=None if d == "+" else "/////", edgecolor="white", linewidth=0.3, zorder=2)
         ax.errorbar(mean, pos, xerr=np.vstack([mean - lo, hi - mean]), fmt="none", ecolor="black", elinewidth=0.6,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from spectra_eval.fusion import SLICES, FusionResult, FusionRuns
 from spectra_eval.report.markup import DAGGER, lit
 from spectra_eval.report.metric_tables import caption
-from spectra_eval.report.model import Cell, Column, Row, Table, count, num, pcell
+from spectra_eval.report.model import Cell, Column, Row, Table, ci_cell, count, pcell
 
 ALPHA = 0.05
 SLICE_LABELS = {"all": "all users", "head": "head items", "mid": "mid items", "tail": "tail items"}
@@ -20,7 +20,8 @@ def run_label(run: FusionResult) -> str:
     with fewer never-seen items than the negatives asked for)."""
     (c0, c1), (p0, p1) = run.population.candidates_per_user, run.population.positives_per_user
     pos = f"{p0}" if p0 == p1 else f"{p0}–{p1}"
-    neg = f"{c0 - p0}" if (c0, p0) == (c1, p1) else f"{c0 - p1}–{c1 - p0}"
+    neg = run.population.negatives
+    neg = f"{c0 - p1}–{c1 - p0}" if neg is None else f"{neg}"
     return f"{run.backbone}, {pos} + {neg}"
 
 
@@ -44,13 +45,12 @@ def fusion_table(runs: FusionRuns) -> Table:
                 delta, rel, p, p_holm = Cell(), Cell(), Cell(), Cell()
             else:
                 e = comp.effect
-                delta = num(e.estimate, 4, (e.ci_low, e.ci_high), DAGGER if comp.p_holm < ALPHA else "")
+                delta = ci_cell(e, 4, DAGGER if comp.p_holm < ALPHA else "")
                 ratio = e.estimate / base.mean if base.mean else None
                 rel = Cell() if ratio is None else Cell(100 * ratio, f"{100 * ratio:+.0f}%")
                 p, p_holm = pcell(e.pvalue), pcell(comp.p_holm)
-            rows.append(Row(SLICE_LABELS[s], (num(base.mean, 4, (base.ci_low, base.ci_high)),
-                                              num(fused.mean, 4, (fused.ci_low, fused.ci_high)), delta, rel, p,
-                                              p_holm, count(run.results[ref][s].n))))
+            rows.append(Row(SLICE_LABELS[s], (ci_cell(base, 4), ci_cell(fused, 4), delta, rel, p, p_holm,
+                                              count(run.results[ref][s].n))))
     s = first.settings
     test_note = ("best λ chosen on the test candidates themselves: the fused column is optimistic"
                  if "test" in chosen else "best λ chosen on validation candidates (--select-on)")

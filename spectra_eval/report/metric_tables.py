@@ -13,7 +13,8 @@ from spectra_eval.catalogue import metric
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
 from spectra_eval.report.markup import DAGGER, DASH, lit
-from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, count, embolden, metric_column, num, pcell, text
+from spectra_eval.report.model import (Cell, Column, Row, Table, bold_columns, ci_cell, count, embolden, metric_column, num,
+                                       pcell, text)
 
 BUCKETS = ("head", "mid", "tail")
 STRATA = ("overall",) + BUCKETS
@@ -26,7 +27,7 @@ def sig(p: float | None, alpha: float) -> str:
     return DAGGER if p is not None and float(p) < alpha else ""
 
 
-def setting(ev: Evaluation, value, default: str = "?") -> str:
+def setting(value, default: str = "?") -> str:
     """A settings value quoted for markup (file names and test names are user text)."""
     return lit(default if value is None else str(value))
 
@@ -47,8 +48,8 @@ def cohort_phrase(ev: Evaluation) -> str:
 
 
 def test_note(ev: Evaluation, what: str, correction: str = "no multiplicity correction") -> str:
-    return (f"{DAGGER} {what} differs from the reference ({setting(ev, ev.settings.reference)}) at "
-            f"p < {ev.settings.alpha:g}, {setting(ev, ev.settings.test)}; {correction}.")
+    return (f"{DAGGER} {what} differs from the reference ({setting(ev.settings.reference)}) at "
+            f"p < {ev.settings.alpha:g}, {setting(ev.settings.test)}; {correction}.")
 
 
 def caption(*sentences: str) -> str:
@@ -56,8 +57,7 @@ def caption(*sentences: str) -> str:
 
 
 def mean_cell(ev: Evaluation, name: str, key: str, digits: int = 3, mark: str = "") -> Cell:
-    m = ev.methods[name][key]
-    return num(m.mean, digits, (m.ci_low, m.ci_high), mark)
+    return ci_cell(ev.methods[name][key], digits, mark)
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -95,7 +95,7 @@ def has_personalization(ev: Evaluation) -> bool:
 def js_table(ev: Evaluation) -> Table:
     """Paper Table 3 (the main table): JS to the truth with CI half-widths, Delta vs the reference, and (when the
     evaluation has it) personalization, which tells a personalised predictor from the cohort prior."""
-    ref = setting(ev, ev.settings.reference)
+    ref = setting(ev.settings.reference)
     spec = metric("js")
     cols = (Column("js", f"JS ({ev.unit}) ↓", spec.direction), Column("delta_js", f"Δ JS vs {ref} ↓", spec.direction))
     personal = has_personalization(ev)
@@ -108,7 +108,7 @@ def js_table(ev: Evaluation) -> Table:
             delta = Cell()
         else:
             d = comp.diffs["js"]
-            delta = num(d.estimate, 3, (d.ci_low, d.ci_high), sig(d.pvalue, ev.settings.alpha))
+            delta = ci_cell(d, 3, sig(d.pvalue, ev.settings.alpha))
         cells = (mean_cell(ev, name, "js"), delta)
         if personal:
             r = ev.methods[name].get("personalization") or {}
@@ -181,8 +181,7 @@ def quartile_table(ev: Evaluation) -> Table:
     rows, reasons = [], {}
     for key, comp in ev.comparisons.items():
         qs = comp.quartiles
-        cells = [num(g.estimate, 3, (g.ci_low, g.ci_high), sig(g.pvalue, alpha))
-                 for g in (qs.quartiles[q] for q in QUARTILES)]
+        cells = [ci_cell(g, 3, sig(g.pvalue, alpha)) for g in (qs.quartiles[q] for q in QUARTILES)]
         ratio = qs.ratio_q4_q1
         if ratio != ratio:  # NaN: undefined, footnoted with its reason
             reasons.setdefault(qs.ratio_reason or "undefined", []).append(key)
@@ -192,7 +191,7 @@ def quartile_table(ev: Evaluation) -> Table:
         q4 = qs.quartiles["Q4"]
         cells += [ratio_cell, count(q4.n), pcell(q4.pvalue)]
         rows.append(Row(key, tuple(cells)))
-    ref = setting(ev, ev.settings.reference)
+    ref = setting(ev.settings.reference)
     notes = (test_note(ev, "the quartile's per-user JS", "within the quartile, no multiplicity correction"),)
     notes += tuple(f"* ratio not defined ({RATIO_NOTE.get(r, r)}): {lit(', '.join(keys))}." for r, keys in reasons.items()
                    if r != "undefined")
@@ -224,9 +223,9 @@ def strata_table(ev: Evaluation) -> Table:
     grouping = (f" Numeric columns with more than 10 values ({lit(', '.join(sorted(grouped)))}) are grouped into "
                 f"{ev.settings.strata_quantiles} equal-count quantile strata." if grouped else "")
     return Table("strata", "Stratified fairness gain", caption(
-        f"Per-stratum Δ JS (method − {setting(ev, ev.settings.reference)}) across the levels of each metadata "
+        f"Per-stratum Δ JS (method − {setting(ev.settings.reference)}) across the levels of each metadata "
         f"column ({base_name(ev.settings.meta)}); a win is a level with Δ < 0 at "
-        f"p < {alpha:g} ({setting(ev, ev.settings.test)}, within the level).{grouping}",
+        f"p < {alpha:g} ({setting(ev.settings.test)}, within the level).{grouping}",
         cohort_phrase(ev),
     ), "strata", "Comparison: stratum", cols, tuple(rows))
 
@@ -288,7 +287,7 @@ def category_wins_table(ev: Evaluation) -> Table:
                               text(", ".join(losses) or DASH), text(", ".join(wins) or DASH))))
     return Table("category_wins", "Per-category wins", caption(
         f"A method wins a category when its mean per-user absolute error |pred(c) − true(c)| is lower than the "
-        f"reference's and the {setting(ev, ev.settings.test)} on the per-user errors gives p < {alpha:g} after "
+        f"reference's and the {setting(ev.settings.test)} on the per-user errors gives p < {alpha:g} after "
         f"Holm correction across the {ev.n_categories} categories; a loss is the reverse.",
         cohort_phrase(ev),
     ), "category-wins", "Comparison", cols, bold_columns(cols, rows))

@@ -123,6 +123,16 @@ def num(value: float | None, digits: int = 3, ci: Sequence[float | None] | None 
     return Cell(float(value), fmt_number(value, digits), hw, "" if hw is None else fmt_number(hw, digits), mark)
 
 
+def estimate(x) -> float | None:
+    """The point estimate of an interval result: ``mean`` of a MeanCI, ``estimate`` of a PairedEffect."""
+    return x.mean if hasattr(x, "mean") else x.estimate
+
+
+def ci_cell(x, digits: int = 3, mark: str = "") -> Cell:
+    """:func:`num` of an interval result (a MeanCI or PairedEffect: :func:`estimate`, ``ci_low``, ``ci_high``)."""
+    return num(estimate(x), digits, (x.ci_low, x.ci_high), mark)
+
+
 def count(n: int | None) -> Cell:
     return Cell() if _missing(n) else Cell(float(n), fmt_int(n))
 

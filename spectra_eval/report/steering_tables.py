@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from spectra_eval.report.markup import lit
-from spectra_eval.report.model import Column, Row, Table, count, num, pcell
+from spectra_eval.report.model import Column, Row, Table, ci_cell, count, num, pcell
 from spectra_eval.steering import GroupResult, SteeringResult
 
 DIRECTION_NAMES = {"+": "towards the target (+)", "-": "away from the target (−)"}
 
 
 def _cells(g: GroupResult, p: float | None) -> tuple:
-    return (count(g.n), num(g.shift.mean, 3, (g.shift.ci_low, g.shift.ci_high)), num(g.success_rate, 3),
+    return (count(g.n), ci_cell(g.shift, 3), num(g.success_rate, 3),
             num(g.relative_shift, 3), num(g.off_target_js, 4), pcell(p))
 
 
