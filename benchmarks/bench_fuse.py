@@ -1,7 +1,7 @@
 """Cost of ``spectra fuse`` at scale, against the obvious per-user pandas groupby, measured in the same run.
 
 1. 100,000 users x 1,000 candidates (1 held-out + 999 negatives) x 6 lambdas, K = 19 categories, 20,000 items
-   with 1-3 categories each: :func:`spectra_eval.fusion.fuse` from typed inputs (the candidates' checks
+   with 1-3 categories each: :func:`spectra_eval.analyses.fusion.fuse` from typed inputs (the candidates' checks
    included: finite scores, 0/1 labels, duplicate candidates, a positive per user) with 1,000 paired user
    resamples for all users and each slice, Wilcoxon and Holm. Time, CPU time and the peak RSS while fusing
    (the inputs it holds included; reset before the call through /proc/self/clear_refs), plus the process's
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from spectra_eval import fusion as F
+from spectra_eval.analyses import fusion as F
 from spectra_eval.io import DistributionTable
 
 N_USERS = 100_000

@@ -26,7 +26,7 @@ CATEGORIES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime",
 
 
 def build(hidden: int, layers: int, seed: int = 0):
-    from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, train_tokenizer
+    from spectra_probe.training.tiny import build_tiny_qwen3, sample_corpus, train_tokenizer
 
     tok = train_tokenizer(sample_corpus(2000, seed=seed), vocab_size=2000)
     model = build_tiny_qwen3(tok, hidden_size=hidden, layers=layers, heads=max(4, hidden // 64),
@@ -36,7 +36,7 @@ def build(hidden: int, layers: int, seed: int = 0):
 
 def contexts(tok, n_users: int, n_tokens: int, seed: int = 0) -> list[str]:
     """User-history-like texts of about ``n_tokens`` tokens each."""
-    from spectra_probe.tiny import sample_corpus
+    from spectra_probe.training.tiny import sample_corpus
 
     out = []
     for u in range(n_users):

@@ -36,7 +36,7 @@ except ImportError:  # run as a script (``python benchmarks/bench_probe_ray.py``
 def write_cohort(directory: Path, n_users: int, hidden: int = 64, layers: int = 2) -> dict[str, str]:
     """A random Qwen3 (``hidden`` x ``layers``) with a locally trained tokenizer, contexts and categories."""
     from spectra_probe.templates import PromptBuilder, PromptTemplates
-    from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
+    from spectra_probe.training.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
 
     b = PromptBuilder(PromptTemplates())  # the prompts in the corpus make the default verbalizers single tokens
     prompts = [b.probe_prefix(h) + b.probe_suffix(c) + " Yes" for h in sample_corpus(5, seed=2) for c in GENRES]

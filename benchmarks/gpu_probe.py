@@ -110,7 +110,7 @@ def saved_model(args, directory, device: str = "cuda") -> str:
         return args.model
     import torch
 
-    from spectra_probe.tiny import sample_corpus, save_tiny, train_tokenizer
+    from spectra_probe.training.tiny import sample_corpus, save_tiny, train_tokenizer
 
     cfg = SMOKE if args.smoke else {"8b": QWEN3_8B, "small": SMALL}[args.shape]
     tok = train_tokenizer(sample_corpus(4000) + [f" {c} Yes No yes no" for c in CATEGORIES] * 20,
@@ -134,7 +134,7 @@ def ray_scaling(args) -> dict:
     from spectra_probe.run import ProbeConfig, run_probe
     from spectra_probe.scoring import ScorerOptions
     from spectra_probe.run.ray_executor import run_probe_on_ray
-    from spectra_probe.tiny import sample_corpus
+    from spectra_probe.training.tiny import sample_corpus
 
     cuda = not args.smoke
     if cuda and not torch.cuda.is_available():
@@ -188,7 +188,7 @@ def vllm_smoke(args) -> dict:
     from spectra_probe.backends.base import ScoreRequest, plan_groups
     from spectra_probe.backends.hf import HFBackend
     from spectra_probe.backends.vllm import VLLMBackend
-    from spectra_probe.tiny import sample_corpus
+    from spectra_probe.training.tiny import sample_corpus
 
     checks, tol = {}, args.bf16_tol
     with tempfile.TemporaryDirectory(prefix="spectra-vllm-smoke-") as tmp:
@@ -289,7 +289,7 @@ def main(argv=None) -> dict:
 
     from spectra_probe.backends.base import ScoreRequest
     from spectra_probe.backends.hf import HFBackend
-    from spectra_probe.tiny import sample_corpus, train_tokenizer
+    from spectra_probe.training.tiny import sample_corpus, train_tokenizer
 
     cfg, device = QWEN3_8B, "cuda"
     if args.smoke:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectra_eval.decoders import decode_uniform
+from spectra_eval.data.decoders import decode_uniform
 from spectra_eval.io import DistributionTable, write_frame
 
 GENRES = (

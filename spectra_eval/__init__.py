@@ -5,7 +5,7 @@ Where things live (one module per idea)
 =========================  ============================================================================
 ``validation``             every input check (one-line :class:`SpectraInputError` naming file/row/column)
 ``io``                     distribution and count tables, JSON documents, atomic outputs
-``catalogue``              one :class:`~spectra_eval.catalogue.Metric` spec per reported metric
+``catalogue``              one :class:`~spectra_eval.metrics.catalogue.Metric` spec per reported metric
 ``divergences``,           metric kernels by family: each public function checks its input once and calls
 ``ranking``, ``exposure``, an unchecked ``_kernel`` that the catalogue (and the evaluation) call directly
 ``calibration``,
@@ -28,7 +28,7 @@ Where things live (one module per idea)
 Adding things
 -------------
 * a metric: a kernel in its family module (plus a checked public function), then one
-  :class:`~spectra_eval.catalogue.Metric` line in :func:`spectra_eval.catalogue.catalogue`;
+  :class:`~spectra_eval.metrics.catalogue.Metric` line in :func:`spectra_eval.metrics.catalogue.catalogue`;
 * a table: one function in a ``report`` table module plus one :class:`~spectra_eval.report.TableSpec` line in
   :data:`spectra_eval.report.TABLES` (a new JSON output: one line in :data:`spectra_eval.report.DOCUMENTS`);
 * a figure: one function plus one :class:`~spectra_eval.report.figures.FigureSpec` line;

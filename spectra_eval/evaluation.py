@@ -31,10 +31,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from spectra_eval import stats
-from spectra_eval.buckets import _bucket_mass, _make_buckets
-from spectra_eval.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context,
+from spectra_eval.metrics.buckets import _bucket_mass, _make_buckets
+from spectra_eval.metrics.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context,
                                    Metric, catalogue, metric)
-from spectra_eval.ranking import Rankings
+from spectra_eval.metrics.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
@@ -430,7 +430,7 @@ def evaluate(
     ----------
     truth, preds : DistributionTable
         Checked when built; method tables are aligned to the truth's users and categories
-        (:func:`spectra_eval.io.align_tables`). Every metric of :func:`spectra_eval.catalogue.catalogue`
+        (:func:`spectra_eval.io.align_tables`). Every metric of :func:`spectra_eval.metrics.catalogue.catalogue`
         is computed by its kernel on these arrays, without re-checking them.
     reference : str
         Name in ``preds`` that every other method is compared with (differences are method - reference).
@@ -446,10 +446,10 @@ def evaluate(
         Level for category wins (Holm) and stratum wins.
     history : DistributionTable, optional
         Each user's history distribution (e.g. ``history-uhf.csv``), aligned like a method table; adds the
-        catalogue's ``taste_js`` (JS of each method to it, :mod:`spectra_eval.lists`).
+        catalogue's ``taste_js`` (JS of each method to it, :mod:`spectra_eval.analyses.lists`).
     lists : dict, optional
         ``name -> {"items": FILE, "weights": "uniform"|"dcg"}`` for methods built from recommendation lists
-        (:mod:`spectra_eval.lists`), recorded in ``settings.lists``.
+        (:mod:`spectra_eval.analyses.lists`), recorded in ``settings.lists``.
     """
     if not preds:
         raise SpectraInputError("no method tables given")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from spectra_eval import stats
-from spectra_eval.buckets import Buckets
+from spectra_eval.metrics.buckets import Buckets
 from spectra_eval.io import USER_COL, check_user_ids
 from spectra_eval.stats import PairedEffect, _f
 from spectra_eval.validation import SpectraInputError

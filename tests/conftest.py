@@ -22,7 +22,7 @@ def build_tiny_model(directory, vocab_size: int = 600):
     """
     from spectra_probe.scoring.choice import choice_labels
     from spectra_probe.templates import PromptBuilder, PromptTemplates
-    from spectra_probe.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
+    from spectra_probe.training.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
 
     b = PromptBuilder(PromptTemplates())
     prompts = [b.probe_prefix(c) + b.probe_suffix(cat) + " Yes" for c in HISTORIES for cat in GENRES + DOMAINS]

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import find, given, settings, strategies as st
 from scipy.optimize import brentq
 
-from spectra_eval import divergences as dv
-from spectra_eval.theory import (
+from spectra_eval.metrics import divergences as dv
+from spectra_eval.certificates.bounds import (
     CHAINS,
     LN2,
     VALID_CHAINS,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from spectra_eval import divergences as dv
-from spectra_eval.certify import (
+from spectra_eval.metrics import divergences as dv
+from spectra_eval.certificates.observed import (
     LINF_CERTIFICATES,
     _theorem1,
     _theorem4,
@@ -18,7 +18,7 @@ from spectra_eval.certify import (
     theorem1,
     top_k_mask,
 )
-from spectra_eval.theory import (
+from spectra_eval.certificates.bounds import (
     dg_miss_probability_bound,
     dg_miss_ratio_bound,
     expected_gain_lower_bound,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spectra_eval.theory import clopper_pearson_lower, dkw_certificate, dkw_certificate_paper, table14_route_penalty
+from spectra_eval.certificates.bounds import clopper_pearson_lower, dkw_certificate, dkw_certificate_paper, table14_route_penalty
 from spectra_eval.validation import SpectraInputError
 
 TABLE14 = {"movielens": (16_500, 0.0231, 6.1e-6), "yelp": (10_000, 0.0296, 1.0e-5)}

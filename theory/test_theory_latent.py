@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from spectra_eval import divergences as dv
-from spectra_eval.latent import (js_upper, latent_certificates, separable_max, simultaneous_box, tv_gap_upper)
-from spectra_eval.theory import LN2, clopper_pearson, fraction_bound, phi_sharp
+from spectra_eval.metrics import divergences as dv
+from spectra_eval.certificates.latent import (js_upper, latent_certificates, separable_max, simultaneous_box, tv_gap_upper)
+from spectra_eval.certificates.bounds import LN2, clopper_pearson, fraction_bound, phi_sharp
 from spectra_strategies import distribution
 
 

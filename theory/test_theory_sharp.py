@@ -5,8 +5,8 @@ from hypothesis import given, strategies as st
 from scipy.optimize import brentq
 from scipy.stats import entropy
 
-from spectra_eval import divergences as dv
-from spectra_eval.theory import CHAINS, LN2, VALID_CHAINS, js_min_given_tv, phi_sharp, two_point_pair
+from spectra_eval.metrics import divergences as dv
+from spectra_eval.certificates.bounds import CHAINS, LN2, VALID_CHAINS, js_min_given_tv, phi_sharp, two_point_pair
 from spectra_strategies import pairs
 
 TOL = 1e-9

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from spectra_eval.certify import LINF_CERTIFICATES
-from spectra_eval.latent import BETA
+from spectra_eval.certificates.observed import LINF_CERTIFICATES
+from spectra_eval.certificates.latent import BETA
 
 DESCRIPTION = """\
 What is certified, exactly:
@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spectra_eval.certify import certify
+    from spectra_eval.certificates.observed import certify
     from spectra_eval.io import (atomic_outputs, read_count_table, read_distribution_table, write_frame,
                                  write_json)
     from spectra_eval.validation import SpectraInputError

@@ -15,7 +15,7 @@ OUT/per_user.parquet (one row per user and method). On bad input nothing is writ
 A recommendation list (--list NAME=FILE: user_id, item_id, rank) is evaluated as a method: with --items
 (item_id, categories joined by |) each item spreads one unit over its categories, weighted by position
 (--list-weights uniform, or dcg: 1/log2(rank + 1)), and each user's weighted mix is normalised
-(spectra_eval.lists). --history (a distribution table such as history-uhf.csv) adds taste_js: the JS (bits)
+(spectra_eval.analyses.lists). --history (a distribution table such as history-uhf.csv) adds taste_js: the JS (bits)
 between every method's distribution and the user's history distribution.
 """
 
@@ -90,7 +90,7 @@ def run(args) -> int:
     truth = read_distribution_table(args.truth)
     tables = {name: read_distribution_table(path, like=truth) for name, path in preds.items()}
     if lists:
-        from spectra_eval.lists import read_items, read_list
+        from spectra_eval.analyses.lists import read_items, read_list
 
         items = read_items(args.items, truth.categories)
         tables |= {name: read_list(path, items, truth.categories, args.list_weights, items_source=args.items)

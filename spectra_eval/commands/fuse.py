@@ -15,14 +15,14 @@ Inputs (CSV or Parquet, by extension):
                 item_id, categories              (labels joined by '|', as spectra train --export writes)
   --popularity  item_id, count                   (training interactions; list every item, count 0 allowed)
 Output: OUT/fusion.json (schema spectra.fusion/1), or OUT/fusion-NAME.json with --name, so that several runs
-(backbones x candidate sizes) share one report directory. Definitions: spectra_eval.fusion. On bad input nothing
+(backbones x candidate sizes) share one report directory. Definitions: spectra_eval.analyses.fusion. On bad input nothing
 is written and the exit status is 2.
 """
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from spectra_eval.fusion import K, LAMBDAS
+    from spectra_eval.analyses.fusion import K, LAMBDAS
 
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -53,7 +53,7 @@ def output_name(name: str | None) -> str:
 
 
 def run(args) -> int:
-    from spectra_eval.fusion import fuse, parse_lambdas, read_candidates, read_item_categories, read_popularity
+    from spectra_eval.analyses.fusion import fuse, parse_lambdas, read_candidates, read_item_categories, read_popularity
     from spectra_eval.io import atomic_outputs, read_distribution_table, write_json
 
     file_name = output_name(args.name)

@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spectra_eval.io import atomic_outputs, read_distribution_table, write_frame, write_json
-    from spectra_eval.steering import read_requests, steer
+    from spectra_eval.analyses.steering import read_requests, steer
 
     check_positive_int(args.bootstrap, "--bootstrap", message="{name} must be at least {minimum}, got {value}")
     base = read_distribution_table(args.base)

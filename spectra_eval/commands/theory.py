@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spectra_eval import theory as th
+    from spectra_eval.certificates import bounds as th
 
     if args.theory_command == "phi":
         js = float(th.check_js(args.js, args.unit))

@@ -4,8 +4,8 @@ Computation and rendering are separate (as in ranx's ``Report``):
 
 * :data:`DOCUMENTS`: the JSON outputs a report reads, each with the typed result it is rebuilt into
   (``metrics.json`` -> :class:`~spectra_eval.evaluation.Evaluation`, ``certificate.json`` ->
-  :class:`~spectra_eval.certify.Certificate`, ``fusion.json`` and every ``fusion-NAME.json`` ->
-  :class:`~spectra_eval.fusion.FusionRuns`, one run per file);
+  :class:`~spectra_eval.certificates.observed.Certificate`, ``fusion.json`` and every ``fusion-NAME.json`` ->
+  :class:`~spectra_eval.analyses.fusion.FusionRuns`, one run per file);
 * :data:`TABLES`: one :class:`TableSpec` per table: the document it needs, the function that computes a
   :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies. Table functions live
   in :mod:`.metric_tables` and :mod:`.certificate_tables`; figures in :mod:`.figures`;
@@ -22,12 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from spectra_eval.certify import SCHEMA as CERTIFICATE_SCHEMA
-from spectra_eval.certify import Certificate
+from spectra_eval.certificates.observed import SCHEMA as CERTIFICATE_SCHEMA
+from spectra_eval.certificates.observed import Certificate
 from spectra_eval.evaluation import SCHEMA as METRICS_SCHEMA
 from spectra_eval.evaluation import Evaluation
-from spectra_eval.fusion import SCHEMA as FUSION_SCHEMA
-from spectra_eval.fusion import FusionRuns
+from spectra_eval.analyses.fusion import SCHEMA as FUSION_SCHEMA
+from spectra_eval.analyses.fusion import FusionRuns
 from spectra_eval.io import check_schema, json_safe, read_json
 from spectra_eval.report import certificate_tables as ct
 from spectra_eval.report import fusion_tables as ft
@@ -38,8 +38,8 @@ from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit
                                         md_escape)
 from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, embolden
 from spectra_eval.report.render import LATEX_PACKAGES, latex_document, render_latex, render_markdown
-from spectra_eval.steering import SCHEMA as STEERING_SCHEMA
-from spectra_eval.steering import SteeringResult
+from spectra_eval.analyses.steering import SCHEMA as STEERING_SCHEMA
+from spectra_eval.analyses.steering import SteeringResult
 from spectra_eval.validation import SpectraInputError
 
 __all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "embolden", "bold_columns",

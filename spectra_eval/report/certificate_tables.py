@@ -1,10 +1,10 @@
-"""Certificate tables from a :class:`~spectra_eval.certify.Certificate` (``certificate.json``).
+"""Certificate tables from a :class:`~spectra_eval.certificates.observed.Certificate` (``certificate.json``).
 
 Certificate quantities are diagnostics, not a contest between methods: no column is bold.
 """
 from __future__ import annotations
 
-from spectra_eval.certify import Certificate
+from spectra_eval.certificates.observed import Certificate
 from spectra_eval.report.markup import DASH, DDAGGER, fmt_sci, lit
 from spectra_eval.report.metric_tables import base_name, caption
 from spectra_eval.report.model import Cell, Column, Row, Table, count, num, text

@@ -28,9 +28,9 @@ from matplotlib.patches import Patch
 
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
-from spectra_eval.fusion import SLICES, FusionRuns
+from spectra_eval.analyses.fusion import SLICES, FusionRuns
 from spectra_eval.report.model import estimate
-from spectra_eval.steering import SteeringResult
+from spectra_eval.analyses.steering import SteeringResult
 
 log = logging.getLogger(__name__)
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting logs every glyph at INFO

@@ -1,4 +1,4 @@
-"""Fusion tables from :class:`~spectra_eval.fusion.FusionRuns` (``fusion.json`` and ``fusion-NAME.json``).
+"""Fusion tables from :class:`~spectra_eval.analyses.fusion.FusionRuns` (``fusion.json`` and ``fusion-NAME.json``).
 
 Paper Table 13: per base ranker x candidate-set size x popularity slice, NDCG@k of the base ranker alone
 (lambda = 0) and fused at the run's best lambda, the paired difference and its Wilcoxon p-values (raw and Holm
@@ -6,7 +6,7 @@ across the lambdas > 0 of the slice).
 """
 from __future__ import annotations
 
-from spectra_eval.fusion import SLICES, FusionResult, FusionRuns
+from spectra_eval.analyses.fusion import SLICES, FusionResult, FusionRuns
 from spectra_eval.report.markup import DAGGER, lit
 from spectra_eval.report.metric_tables import caption
 from spectra_eval.report.model import Cell, Column, Row, Table, ci_cell, count, pcell

@@ -1,7 +1,7 @@
 """Paper tables from an :class:`~spectra_eval.evaluation.Evaluation` (``metrics.json``).
 
 Each function takes the typed evaluation and returns a :class:`~spectra_eval.report.model.Table`; columns of
-catalogue metrics take their header and direction from :mod:`spectra_eval.catalogue`. CI half-widths are
+catalogue metrics take their header and direction from :mod:`spectra_eval.metrics.catalogue`. CI half-widths are
 ``(ci_high - ci_low) / 2`` of the percentile bootstrap interval (the JSON keeps both ends); significance
 marks (``†``) use ``p < alpha`` of the test named in the settings; per-category wins use Holm-adjusted p.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spectra_eval.catalogue import metric
+from spectra_eval.metrics.catalogue import metric
 from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
 from spectra_eval.report.markup import DAGGER, DASH, lit
@@ -161,7 +161,7 @@ def taste_table(ev: Evaluation) -> Table:
         "Taste JS: Jensen–Shannon divergence between each method's category distribution and the user's history "
         f"distribution ({base_name(ev.settings.history)}), averaged over users, in {ev.unit}: 0 = the method "
         "mirrors the user's historical taste mix (the library's own measure of AMP-CF's Taste Distribution "
-        "question, defined in spectra_eval.lists); JS: the same divergence to the future truth. A recommendation "
+        "question, defined in spectra_eval.analyses.lists); JS: the same divergence to the future truth. A recommendation "
         "list spreads each item's unit of mass over its categories, weighted by position.",
         ci_phrase(ev), cohort_phrase(ev),
     ), "taste", "Method", cols, bold_columns(cols, rows))

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from spectra_eval.catalogue import Metric
+from spectra_eval.metrics.catalogue import Metric
 from spectra_eval.report.markup import DASH, fmt_int, fmt_number, fmt_p, markup_to_plain
 
 DIRECTIONS = ("lower", "higher", "closest", None)

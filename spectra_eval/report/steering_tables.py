@@ -1,4 +1,4 @@
-"""The steering table from a :class:`~spectra_eval.steering.SteeringResult` (``steering.json``).
+"""The steering table from a :class:`~spectra_eval.analyses.steering.SteeringResult` (``steering.json``).
 
 One row per direction x granularity group (under a section per direction) and one for all requests: the
 mean shift with its bootstrap CI half-width, the success rate, the mean relative shift, the mean off-target
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spectra_eval.report.markup import lit
 from spectra_eval.report.model import Column, Row, Table, ci_cell, count, num, pcell
-from spectra_eval.steering import GroupResult, SteeringResult
+from spectra_eval.analyses.steering import GroupResult, SteeringResult
 
 DIRECTION_NAMES = {"+": "towards the target (+)", "-": "away from the target (−)"}
 

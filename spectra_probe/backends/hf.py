@@ -1,20 +1,5 @@
-"""Transformers backend with an exact shared-prefix ("packed") engine.
-
-Why packed is exact
--------------------
-A causal LM's output at a position depends only on the tokens it may attend to and on their
-positions.  The packed engine puts, into one row, a user's prefix tokens followed by each suffix's
-tokens, gives every suffix token the position ids it would have in ``prefix + suffix`` alone
-(``P, P+1, ...``), and uses a 4-D additive float mask in which a suffix token sees the prefix and,
-causally, its own suffix only.  Every query therefore sees exactly the keys (with the same rotary
-positions) that it sees when ``prefix + suffix`` is run on its own, so the scores equal the naive
-engine's up to floating-point summation order.  Several users are packed into one row (block-diagonal
-mask) when they fit; a user whose K suffixes do not fit a row (K = 1,311) has its prefix run once with a
-KV cache, and the suffixes are then scored in chunks against that cache (expanded along the batch as
-views, never recomputed).
-
-Logits are only formed at the positions that are needed (the last prefix token and the suffix tokens),
-so the ``(tokens x vocab)`` logit tensor of a full forward is never materialised.
+"""Transformers backend: the exact shared-prefix engine (:mod:`spectra_probe.backends.packed`) or the naive
+reference engine, on CPU or CUDA.
 
 Tokenisation boundary
 ---------------------
@@ -28,10 +13,8 @@ cleanly with byte-level BPE.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import platform
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +23,9 @@ from spectra_eval.validation import SpectraInputError, check_choice
 
 from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir,
                    check_next_token_ids, encode_texts, leading_special_ids, plan_groups, sha256_dir)
+
+from .packed import (block_mask, cache_argument, cache_layers, chunk_tails, first_fit, head_logits, layout_tails,
+                     model_parts, packed_forward, stack_layouts)
 
 log = logging.getLogger(__name__)
 
@@ -258,16 +244,16 @@ class HFBackend(Backend):
 
         small = [g for g in groups if g.n_tokens <= self.chunk_size]
         large = [g for g in groups if g.n_tokens > self.chunk_size]
-        rows = _first_fit(small, self.chunk_size)
+        rows = first_fit(small, self.chunk_size)
         for start in range(0, len(rows), self.batch_rows):
             self._run_rows(rows[start:start + self.batch_rows], sink)
         for g in large:
             # Prefix once, with a KV cache; its last position predicts every tail's first token.
             ids = torch.tensor([g.ctx], dtype=torch.long, device=self.device)
             out = self._decoder(input_ids=ids, use_cache=True)
-            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in _cache_layers(getattr(out, self._cache_arg))]
+            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in cache_layers(getattr(out, self._cache_arg))]
             ctx_hidden = out.last_hidden_state[0, -1]
-            chunks = _chunk_tails(g, self.chunk_size)
+            chunks = chunk_tails(g, self.chunk_size)
             for start in range(0, len(chunks), self.batch_rows):
                 self._run_cached(g, chunks[start:start + self.batch_rows], past, ctx_hidden, sink)
 
@@ -291,12 +277,12 @@ class HFBackend(Backend):
         """
         from transformers import DynamicCache
 
-        layouts = [_layout_tails(g, ks, len(g.ctx)) for ks in chunks]
-        ids, pos, grp, seg = _stack(layouts, self._pad_id)
+        layouts = [layout_tails(g, ks, len(g.ctx)) for ks in chunks]
+        ids, pos, grp, seg = stack_layouts(layouts, self._pad_id)
         n_rows = ids.shape[0]
         cache = DynamicCache(ddp_cache_data=[(k.expand(n_rows, -1, -1, -1), v.expand(n_rows, -1, -1, -1))
                                              for k, v in past])
-        mask = _block_mask(grp.to(self.device), seg.to(self.device), len(g.ctx), self.dtype)
+        mask = block_mask(grp.to(self.device), seg.to(self.device), len(g.ctx), self.dtype)
         hidden = self._decoder(
             input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask,
             use_cache=True, **{self._cache_arg: cache},
@@ -401,171 +387,3 @@ class _Sink:
         self.nt[ri][si] = n_tokens
         if len(self.next_ids[ri]):
             self.nl[ri][si] = np.asarray(next_values.double().cpu() if hasattr(next_values, "cpu") else next_values)
-
-
-def torch_tanh_cap(logits, cap: float):
-    import torch
-
-    return torch.tanh(logits / cap) * cap
-
-
-def model_parts(model):
-    """``(base, decoder, head, softcap)`` of a causal LM, peft-wrapped or not: the transformers model (under a
-    peft wrapper, ``get_base_model()``), its decoder stack (``get_decoder()``, else ``.model``), its output
-    head and its ``final_logit_softcapping`` (None when it has none).
-
-    The backend and yes/no training (:func:`~spectra_probe.training.loop.distribution_scores`) both read a
-    model through this and :func:`head_logits`, so training fits the scores the probe reads.
-    """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
-    return base, decoder, base.get_output_embeddings(), getattr(base.config, "final_logit_softcapping", None)
-
-
-def head_logits(head, softcap, hidden):
-    """float32 logits of final hidden states through the output ``head``, soft-capped
-    (``softcap * tanh(logits / softcap)``) when the model has a ``final_logit_softcapping``."""
-    logits = head(hidden).float()
-    if softcap:
-        logits = torch_tanh_cap(logits, softcap)
-    return logits
-
-
-def packed_forward(decoder, rows: list[list[PromptGroup]], pad_id: int, device, dtype):
-    """Final hidden states ``(len(rows), L, hidden)`` of packed rows, each a list of whole groups laid out as
-    context then tails under the block mask (see the module docstring), and the rows' :class:`_Layout`.
-
-    Sets no gradient mode: the backend calls it under ``torch.inference_mode``, training with gradients.
-    """
-    layouts = [_layout(row) for row in rows]
-    ids, pos, grp, seg = _stack(layouts, pad_id)
-    mask = _block_mask(grp.to(device), seg.to(device), 0, dtype)
-    hidden = decoder(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask,
-                     use_cache=False).last_hidden_state
-    return hidden, layouts
-
-
-def cache_argument(decoder) -> str:
-    """The name under which ``decoder``'s forward takes (and its output returns) a KV cache.
-
-    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns and goes in 5.40); older
-    releases only know ``past_key_values``. The forward signature says which this installation has.
-    """
-    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-
-
-def _cache_layers(cache):
-    """(key, value) per layer of a transformers Cache (DynamicCache iterates to such tuples)."""
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(cache)
-
-
-@dataclass
-class _Layout:
-    ids: list[int]
-    pos: list[int]
-    grp: list[int]
-    seg: list[int]
-    ctx_start: list[int]
-    tail_starts: list[list[int]]
-
-
-def _layout(row: list[PromptGroup]) -> _Layout:
-    """Concatenate whole groups into one row: context (segment 0) then tails (segments 1..), per group."""
-    lay = _Layout([], [], [], [], [], [])
-    for gi, g in enumerate(row):
-        lay.ctx_start.append(len(lay.ids))
-        n = len(g.ctx)
-        lay.ids += g.ctx
-        lay.pos += list(range(n))
-        lay.grp += [gi] * n
-        lay.seg += [0] * n
-        starts = []
-        for k, t in enumerate(g.tails):
-            starts.append(len(lay.ids))
-            lay.ids += t
-            lay.pos += list(range(n, n + len(t)))
-            lay.grp += [gi] * len(t)
-            lay.seg += [k + 1] * len(t)
-        lay.tail_starts.append(starts)
-    return lay
-
-
-def _layout_tails(g: PromptGroup, tail_indices, past_len: int) -> _Layout:
-    """A row of tails only, to be scored against a cached context of ``past_len`` tokens."""
-    lay = _Layout([], [], [], [], [0], [[]])
-    for k in tail_indices:
-        t = g.tails[k]
-        lay.tail_starts[0].append(len(lay.ids))
-        lay.ids += t
-        lay.pos += list(range(past_len, past_len + len(t)))
-        lay.grp += [0] * len(t)
-        lay.seg += [k + 1] * len(t)
-    return lay
-
-
-def _stack(layouts: list[_Layout], pad_id: int):
-    """Right-pad rows into (B, L) tensors; padding gets group -1 and segment -1 (it only sees padding)."""
-    import torch
-
-    width = max(max(len(l.ids) for l in layouts), 1)
-    shape = (len(layouts), width)
-    ids = torch.full(shape, pad_id, dtype=torch.long)
-    pos = torch.zeros(shape, dtype=torch.long)
-    grp = torch.full(shape, -1, dtype=torch.long)
-    seg = torch.full(shape, -1, dtype=torch.long)
-    for b, l in enumerate(layouts):
-        n = len(l.ids)
-        ids[b, :n] = torch.tensor(l.ids, dtype=torch.long)
-        pos[b, :n] = torch.tensor(l.pos, dtype=torch.long)
-        grp[b, :n] = torch.tensor(l.grp, dtype=torch.long)
-        seg[b, :n] = torch.tensor(l.seg, dtype=torch.long)
-    return ids, pos, grp, seg
-
-
-def _block_mask(grp, seg, past_len: int, dtype):
-    """Additive mask (B, 1, L, past_len + L): query i may see key j iff j <= i, same group, and j is in the
-    context (segment 0) or in i's own segment; every query sees the ``past_len`` cached context keys.
-
-    ``0`` where allowed, the dtype's most negative finite value elsewhere (no row is fully masked: every
-    token sees itself).
-    """
-    import torch
-
-    n_rows, width = grp.shape
-    idx = torch.arange(width, device=grp.device)
-    allowed = (idx[None, :, None] >= idx[None, None, :]) & (grp[:, :, None] == grp[:, None, :])
-    allowed &= (seg[:, None, :] == 0) | (seg[:, :, None] == seg[:, None, :])
-    if past_len:
-        allowed = torch.cat([allowed.new_ones((n_rows, width, past_len)), allowed], dim=-1)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=grp.device)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[:, None]
-
-
-def _first_fit(groups: list[PromptGroup], budget: int) -> list[list[PromptGroup]]:
-    """Pack whole groups into rows of at most ``budget`` tokens, in order (next-fit keeps users together)."""
-    rows: list[list[PromptGroup]] = []
-    used = budget + 1
-    for g in groups:
-        if used + g.n_tokens > budget:
-            rows.append([])
-            used = 0
-        rows[-1].append(g)
-        used += g.n_tokens
-    return rows
-
-
-def _chunk_tails(g: PromptGroup, budget: int) -> list[list[int]]:
-    """Split ``g``'s tail indices into chunks of at most ``budget`` tokens (a longer tail is a chunk alone)."""
-    chunks: list[list[int]] = []
-    used = budget + 1
-    for k, t in enumerate(g.tails):
-        n = max(len(t), 1)
-        if used + n > budget:
-            chunks.append([])
-            used = 0
-        chunks[-1].append(k)
-        used += n
-    return chunks

@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spectra_eval.validation import SpectraInputError
-    from spectra_probe.demo import run_demo
+    from spectra_probe.demo.pipeline import run_demo
 
     if args.users is not None and args.users < 2:
         raise SpectraInputError(f"--users must be at least 2, got {args.users}")

@@ -61,7 +61,7 @@ class SequenceData:
 def item_categories_frame(items: pd.DataFrame) -> pd.DataFrame:
     """``item_id, categories`` (labels joined by ``|``): the items file layout ``spectra train --export`` writes,
     which ``spectra fuse --items`` and ``spectra evaluate --items`` read."""
-    from spectra_eval.lists import CATEGORY_SEP
+    from spectra_eval.analyses.lists import CATEGORY_SEP
 
     return pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy(),
                          "categories": items["categories"].map(CATEGORY_SEP.join).to_numpy()})

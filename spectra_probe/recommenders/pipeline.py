@@ -29,7 +29,7 @@ def recommend(data: Interactions, config: RecConfig, outputs: dict[int, str | Pa
     Returns a summary: training (config, epochs, seconds, losses), the base ranker's own NDCG@10 / HR@10 /
     MRR per candidate file (pessimistic ties, as ``spectra fuse`` ranks), and the files written.
     """
-    from spectra_eval.fusion import Candidates, candidate_metrics
+    from spectra_eval.analyses.fusion import Candidates, candidate_metrics
 
     seq = sequence_data(data, split, which=which)
     log.info("%s split: %d users, %d items, %.1f training items per user", which, len(seq.users), seq.n_items,

@@ -50,7 +50,7 @@ class ProbeConfig:
     merge_adapter: bool = False
     hierarchy: str | None = None
     template: str | None = None
-    requests: str | None = None  # steering requests: one row per request (spectra_eval.steering.read_requests)
+    requests: str | None = None  # steering requests: one row per request (spectra_eval.analyses.steering.read_requests)
     backend: str = "transformers"
     engine: str = "packed"
     device: str = "cpu"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spectra_eval.io import USER_COL, check_user_ids, read_frame
-from spectra_eval.steering import read_requests
+from spectra_eval.analyses.steering import read_requests
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.backends.base import sha256_file
 from spectra_probe.scoring import Hierarchy, load_hierarchy

@@ -17,7 +17,7 @@ Parsing (:func:`parse_category_list`) is deliberately forgiving, and records how
 The per-user outcome is ``"exact"`` (every item matched exactly; repeats and items beyond k aside),
 ``"partial"`` (at least one category, but some item needed a fuzzy/prefix match or was dropped) or
 ``"empty"`` (no category found). The
-distribution is :func:`spectra_eval.decoders.decode_lists` (uniform on the decoded list by default; an empty
+distribution is :func:`spectra_eval.data.decoders.decode_lists` (uniform on the decoded list by default; an empty
 list decodes to the uniform distribution over all K, as documented there).
 
 Raw "scores" are text (:attr:`DirectGeneration.text_scores`): the generation, the parsed list (JSON) and the
@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spectra_eval.decoders import decode_lists
+from spectra_eval.data.decoders import decode_lists
 
 from .base import BatchScores, Scorer, ScorerOptions
 

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 from spectra_eval.data.priors import history_priors
 from spectra_eval.data.splits import category_mass, count_table, metadata_table
 from spectra_eval.io import atomic_outputs, write_distribution_table, write_frame, write_json, write_text
-from spectra_eval.steering import make_requests
+from spectra_eval.analyses.steering import make_requests
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.recommenders.data import item_categories_frame
 
@@ -34,7 +34,7 @@ def export_evaluation_inputs(prepared: Prepared, tokenizer, out_dir, *, budget: 
     (``Interactions.parents`` set, e.g. Yelp L2) ``hierarchy.json``: ``{L1: [category, ...]}`` in the exported
     labels, for ``spectra probe --hierarchy``. Also ``requests.csv``: seeded steering requests (one per user,
     direction and granularity, targets from categories the user's history has and has not seen;
-    :func:`spectra_eval.steering.make_requests`) for ``spectra probe --requests``, and ``items.csv``
+    :func:`spectra_eval.analyses.steering.make_requests`) for ``spectra probe --requests``, and ``items.csv``
     (item_id, categories joined by ``|``: :func:`spectra_probe.recommenders.data.item_categories_frame`) for
     ``spectra evaluate --list``. Returns name -> final path."""
     split = prepared.split

@@ -34,7 +34,7 @@ import numpy as np
 from spectra_eval.io import atomic_outputs, write_json
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.templates import PromptTemplates
-from spectra_probe.tiny import build_tiny_qwen3, save_tiny, train_tokenizer
+from spectra_probe.training.tiny import build_tiny_qwen3, save_tiny, train_tokenizer
 
 from spectra_probe.scoring.base import resolve_yes_no
 
@@ -183,11 +183,11 @@ def distribution_scores(model, items: Sequence[EncodedDistribution], answer_ids:
     the yes/no probe's score (Eq. 1), computed as its shared-prefix engine computes it (each item one row:
     the context once, then every tail, each tail seeing only the context and itself), with gradients. The
     forward, the decoder, the output head and any final-logit soft-capping are the backend's own
-    (:func:`~spectra_probe.backends.hf.packed_forward`, :func:`~spectra_probe.backends.hf.model_parts`,
-    :func:`~spectra_probe.backends.hf.head_logits`)."""
+    (:func:`~spectra_probe.backends.packed.packed_forward`, :func:`~spectra_probe.backends.packed.model_parts`,
+    :func:`~spectra_probe.backends.packed.head_logits`)."""
     import torch
 
-    from spectra_probe.backends.hf import head_logits, model_parts, packed_forward
+    from spectra_probe.backends.packed import head_logits, model_parts, packed_forward
 
     yes, no = (torch.tensor(list(i), dtype=torch.long) for i in answer_ids)
     if not len(yes) or not len(no):
