@@ -38,7 +38,7 @@ from spectra_eval.metrics.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
-from spectra_eval.stats import PairedEffect, _f
+from spectra_eval.stats import MeanCI, PairedEffect, _f
 from spectra_eval.validation import SpectraInputError, check_positive_int, check_pred_truth
 
 log = logging.getLogger(__name__)
@@ -50,22 +50,6 @@ POPULATION = ("CIs and tests are about users drawn i.i.d. like this cohort, each
 
 
 # ------------------------------------------------------------------ result objects
-
-
-@dataclass(frozen=True)
-class MeanCI:
-    """Cohort mean of a per-user metric with its percentile bootstrap interval."""
-
-    mean: float
-    ci_low: float
-    ci_high: float
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "MeanCI":
-        return cls(_f(d["mean"]), _f(d.get("ci_low")), _f(d.get("ci_high")))
 
 
 @dataclass(frozen=True)

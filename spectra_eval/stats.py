@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -420,3 +420,19 @@ def equal_count_groups(values, n_groups: int) -> np.ndarray:
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(values, kind="stable")] = np.arange(n)
     return (rank * n_groups) // max(n, 1)
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """Cohort mean of a per-user metric with its percentile bootstrap interval."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "MeanCI":
+        return cls(_f(d["mean"]), _f(d.get("ci_low")), _f(d.get("ci_high")))

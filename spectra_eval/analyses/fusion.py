@@ -59,7 +59,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from spectra_eval import stats
-from spectra_eval.evaluation import MeanCI
+from spectra_eval.stats import MeanCI
 from spectra_eval.stats import _f
 from spectra_eval.io import (USER_COL, DistributionTable, check_schema, check_unique, json_errors, read_frame,
                              require_columns, text_ids)

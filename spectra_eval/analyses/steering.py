@@ -47,7 +47,7 @@ import pandas as pd
 from spectra_eval import stats
 from spectra_eval.metrics.buckets import _make_buckets
 from spectra_eval.metrics.divergences import _js
-from spectra_eval.evaluation import MeanCI
+from spectra_eval.stats import MeanCI
 from spectra_eval.stats import _f
 from spectra_eval.io import (USER_COL, DistributionTable, check_same_categories, check_schema, first_empty, json_errors,
                              read_frame, require_columns)

@@ -18,7 +18,8 @@ from statsmodels.stats.multitest import multipletests
 
 from spectra_eval import report as rp
 from spectra_eval.cli import main
-from spectra_eval.evaluation import Evaluation, MeanCI
+from spectra_eval.evaluation import Evaluation
+from spectra_eval.stats import MeanCI
 from spectra_eval.report import Cell, Report, embolden, latex_escape, md_escape
 from spectra_eval.validation import SpectraInputError
 
