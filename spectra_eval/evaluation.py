@@ -18,7 +18,9 @@ The result, :class:`Evaluation`, is a tree of frozen dataclasses. ``to_dict()`` 
   higher), ``statistic`` and ``n`` in each quartile / stratum level.
 
 ``from_dict(to_dict())`` rebuilds an equal object (per-user arrays are not in the JSON; see
-:meth:`Evaluation.per_user_frame`, written by ``spectra evaluate`` as ``per_user.parquet``).
+:meth:`Evaluation.to_frame`, written by ``spectra evaluate`` as ``per_user.parquet``). :class:`Evaluation` follows
+the library's result protocol (:class:`spectra_eval.results.Result`): ``summary()`` is what ``spectra evaluate``
+prints, ``save(dir)`` writes what it writes.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from spectra_eval.metrics.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
 from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
+from spectra_eval.results import Result
 from spectra_eval.stats import MeanCI, PairedEffect, _f
 from spectra_eval.validation import SpectraInputError, check_positive_int, check_pred_truth
 
@@ -131,6 +134,10 @@ def _json_style(key: str) -> str | None:
     except KeyError:
         return "ci"  # a metric this version does not know: keep what the document says
     return spec.json if spec.level == USER else None
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    return "nan" if x is None else format(x, fmt)
 
 
 def _opt_int(x) -> int | None:
@@ -242,9 +249,10 @@ class PerUser:
     meta: pd.DataFrame | None = None
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The whole evaluation. ``to_dict`` gives the ``spectra.metrics/1`` JSON; ``from_dict`` inverts it."""
+@dataclass(frozen=True, repr=False)
+class Evaluation(Result):
+    """The whole evaluation. ``to_dict`` gives the ``spectra.metrics/1`` JSON; ``from_dict`` inverts it;
+    ``summary()`` is the console table, ``to_frame()`` the per-user metrics, ``save(dir)`` writes both."""
 
     settings: Settings
     n_users: int
@@ -313,7 +321,39 @@ class Evaluation:
         """The comparison of ``method`` against the reference (None for the reference itself)."""
         return next((c for c in self.comparisons.values() if c.method == method), None)
 
-    def per_user_frame(self) -> pd.DataFrame:
+    def summary(self) -> str:
+        """A short fixed-width table of the headline numbers (what ``spectra evaluate`` prints)."""
+        metrics = self.to_dict()
+        rows = [f"{metrics['n_users']} users x {metrics['n_categories']} categories; "
+                f"{metrics['settings']['bootstrap']} bootstrap resamples, 95% CIs; JS in bits"]
+        head = f"{'method':<16}{'JS':>24}{'NDCG@10':>24}{'personal.':>10}{'tail mass':>11}{'ECE':>8}{'head ECE':>10}"
+        rows += [head, "-" * len(head)]
+
+        def ci(m: Mapping) -> str:
+            return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+        for name, m in metrics["methods"].items():
+            personal = (m.get("personalization") or {}).get("mean")
+            rows.append(f"{name:<16}{ci(m['js']):>24}{ci(m['ndcg@10']):>24}{_num(personal, '.3f'):>10}"
+                        f"{m['bucket_mass']['tail']:>11.3f}"
+                        f"{_num(m['ece']['overall']):>8}{_num(m['ece']['head']):>10}")
+        rows.append(f"(truth tail mass {metrics['truth']['bucket_mass']['tail']:.3f})")
+        for name, c in metrics["comparisons"].items():
+            q = c["quartiles"]
+            rows.append(f"{name}: dJS {c['js']['mean_diff']:+.3f} [{c['js']['ci_low']:+.3f}, {c['js']['ci_high']:+.3f}] "
+                        f"p={c['js']['p']:.2g}; dNDCG@10 {c['ndcg@10']['mean_diff']:+.3f} p={c['ndcg@10']['p']:.2g}; "
+                        f"categories won {c['category_wins']}/{len(c['per_category'])} (Holm); "
+                        f"Q4/Q1 {_num(q['ratio_q4_q1'], '.2f')}")
+        return "\n".join(rows)
+
+    def outputs(self) -> dict[str, Any]:
+        """``metrics.json`` and (when computed here) ``per_user.parquet``."""
+        out: dict[str, Any] = {"metrics.json": self.to_dict()}
+        if self.per_user is not None:
+            out["per_user.parquet"] = self.to_frame()
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
         """One row per (user, method): ``user_id, method`` then every per-user metric, the user's true tail
         mass and tail-preference quartile, and the metadata strata (when given)."""
         if self.per_user is None:

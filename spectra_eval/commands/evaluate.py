@@ -67,7 +67,7 @@ def parse_preds(items: list[str], flag: str = "--pred", taken=()) -> dict[str, s
 
 def run(args) -> int:
     from spectra_eval.evaluation import evaluate
-    from spectra_eval.io import atomic_outputs, read_distribution_table, read_frame, write_frame, write_json
+    from spectra_eval.io import read_distribution_table, read_frame
 
     preds = parse_preds(args.pred or [])
     lists = parse_preds(args.lists or [], "--list", preds)
@@ -100,38 +100,7 @@ def run(args) -> int:
     result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
                       meta=meta, meta_source=args.meta, history=history,
                       lists={name: {"items": args.items, "weights": args.list_weights} for name in lists})
-    with atomic_outputs(out) as stage:
-        write_json(stage / "metrics.json", result.to_dict())
-        write_frame(stage / "per_user.parquet", result.per_user_frame())
-    print(summary(result.to_dict()))
-    print(f"wrote {out / 'metrics.json'} and {out / 'per_user.parquet'}")
+    written = result.save(out)
+    print(result.summary())
+    print(f"wrote {' and '.join(map(str, written))}")
     return 0
-
-
-def summary(metrics: dict) -> str:
-    """A short fixed-width table of the headline numbers in a metrics.json dict."""
-    rows = [f"{metrics['n_users']} users x {metrics['n_categories']} categories; "
-            f"{metrics['settings']['bootstrap']} bootstrap resamples, 95% CIs; JS in bits"]
-    head = f"{'method':<16}{'JS':>24}{'NDCG@10':>24}{'personal.':>10}{'tail mass':>11}{'ECE':>8}{'head ECE':>10}"
-    rows += [head, "-" * len(head)]
-
-    def ci(m):
-        return f"{m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
-
-    for name, m in metrics["methods"].items():
-        personal = (m.get("personalization") or {}).get("mean")
-        rows.append(f"{name:<16}{ci(m['js']):>24}{ci(m['ndcg@10']):>24}{_num(personal, '.3f'):>10}"
-                    f"{m['bucket_mass']['tail']:>11.3f}"
-                    f"{_num(m['ece']['overall']):>8}{_num(m['ece']['head']):>10}")
-    rows.append(f"(truth tail mass {metrics['truth']['bucket_mass']['tail']:.3f})")
-    for name, c in metrics["comparisons"].items():
-        q = c["quartiles"]
-        rows.append(f"{name}: dJS {c['js']['mean_diff']:+.3f} [{c['js']['ci_low']:+.3f}, {c['js']['ci_high']:+.3f}] "
-                    f"p={c['js']['p']:.2g}; dNDCG@10 {c['ndcg@10']['mean_diff']:+.3f} p={c['ndcg@10']['p']:.2g}; "
-                    f"categories won {c['category_wins']}/{len(c['per_category'])} (Holm); "
-                    f"Q4/Q1 {_num(q['ratio_q4_q1'], '.2f')}")
-    return "\n".join(rows)
-
-
-def _num(x, fmt: str = ".4f") -> str:
-    return "nan" if x is None else format(x, fmt)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from spectra_eval.validation import SpectraInputError, check_positive_int
@@ -18,7 +17,6 @@ Output: OUT/fusion.json (schema spectra.fusion/1), or OUT/fusion-NAME.json with 
 (backbones x candidate sizes) share one report directory. Definitions: spectra_eval.analyses.fusion. On bad input nothing
 is written and the exit status is 2.
 """
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,20 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default=None, help="base ranker label for tables (default: NAME or 'base')")
 
 
-def output_name(name: str | None) -> str:
-    """``fusion.json``, or ``fusion-NAME.json`` for a run name of letters, digits, '.', '_' and '-'."""
-    if name is None:
-        return "fusion.json"
-    if not NAME_PATTERN.fullmatch(name):
-        raise SpectraInputError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (it becomes a file name)")
-    return f"fusion-{name}.json"
-
-
 def run(args) -> int:
-    from spectra_eval.analyses.fusion import fuse, parse_lambdas, read_candidates, read_item_categories, read_popularity
-    from spectra_eval.io import atomic_outputs, read_distribution_table, write_json
+    from spectra_eval.analyses.fusion import (fuse, parse_lambdas, read_candidates, read_item_categories,
+                                              read_popularity)
+    from spectra_eval.analyses.fusion.results import DEFAULT_NAME, output_name
+    from spectra_eval.io import read_distribution_table
 
-    file_name = output_name(args.name)
+    output_name(args.name)  # a bad run name fails before any file is read
     lambdas = parse_lambdas(args.lambdas)
     check_positive_int(args.k, "--k", message="{name} must be at least {minimum}, got {value}")
     check_positive_int(args.bootstrap, "--bootstrap", message="{name} must be at least {minimum}, got {value}")
@@ -70,28 +61,11 @@ def run(args) -> int:
     candidates = read_candidates(args.candidates)
     select_on = read_candidates(args.select_on) if args.select_on else None
     result = fuse(candidates, spectra, items, popularity, lambdas=lambdas, k=args.k, n_resamples=args.bootstrap,
-                  seed=args.seed, select_on=select_on, name=args.name or "fusion",
+                  seed=args.seed, select_on=select_on, name=args.name or DEFAULT_NAME,
                   backbone=args.backbone or args.name or "base",
                   sources={"candidates": args.candidates, "spectra": args.spectra, "items": args.items,
                            "popularity": args.popularity}, progress=True)
-    with atomic_outputs(out) as stage:
-        write_json(stage / file_name, result.to_dict())
-    print(summary(result))
-    print(f"wrote {out / file_name}")
+    written = result.save(out)
+    print(result.summary())
+    print(f"wrote {' and '.join(map(str, written))}")
     return 0
-
-
-def summary(result) -> str:
-    """NDCG@k per lambda and slice, and the comparison of the best lambda with lambda = 0."""
-    key, ref, best = result.ndcg_key, result.settings.reference, result.best_lambda
-    lines = [f"{result.population.description}; {key}, {result.settings.bootstrap} bootstrap resamples",
-             f"{'lambda':>8}" + "".join(f"{s:>10}" for s in result.results[ref])]
-    for lam, by in result.results.items():
-        lines.append(f"{lam:>8}" + "".join(f"{r.metrics[key].mean:>10.4f}" for r in by.values()))
-    if best != ref:
-        comp = result.comparisons[best]
-        lines.append(f"best lambda {best} (chosen on {result.selection.chosen_on}): " + "; ".join(
-            f"{s} {c.effect.estimate:+.4f} p={c.effect.pvalue:.2g} p_holm={c.p_holm:.2g}" for s, c in comp.items()))
-    else:
-        lines.append(f"best lambda {best} (chosen on {result.selection.chosen_on}): the base ranker alone")
-    return "\n".join(lines)

@@ -34,8 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spectra_eval.io import atomic_outputs, read_distribution_table, write_frame, write_json
     from spectra_eval.analyses.steering import read_requests, steer
+    from spectra_eval.io import read_distribution_table
 
     check_positive_int(args.bootstrap, "--bootstrap", message="{name} must be at least {minimum}, got {value}")
     base = read_distribution_table(args.base)
@@ -43,24 +43,7 @@ def run(args) -> int:
     steered = read_distribution_table(args.steered, like=base)
     truth = read_distribution_table(args.truth, like=base) if args.truth else None
     result = steer(base, steered, requests, truth=truth, n_resamples=args.bootstrap, seed=args.seed)
-    with atomic_outputs(args.out) as stage:
-        write_json(stage / "steering.json", result.to_dict())
-        write_frame(stage / "per_request.parquet", result.per_request)
-    print(summary(result))
-    print(f"wrote {Path(args.out) / 'steering.json'} and {Path(args.out) / 'per_request.parquet'}")
+    written = result.save(args.out)
+    print(result.summary())
+    print(f"wrote {' and '.join(map(str, written))}")
     return 0
-
-
-def summary(result) -> str:
-    """A short fixed-width table of every group's headline numbers."""
-    head = f"{'direction':<10}{'granularity':<14}{'n':>6}{'shift [95% CI]':>28}{'success':>9}{'off-target JS':>15}" \
-           f"{'p (Holm)':>10}"
-    rows = [f"{result.n_requests} requests of {result.n_users} users; shift in probability, JS in bits", head,
-            "-" * len(head)]
-    groups = [("all", "all", result.overall)] + result.groups()
-    for direction, gran, g in groups:
-        ci = f"{g.shift.mean:+.4f} [{g.shift.ci_low:+.4f}, {g.shift.ci_high:+.4f}]"
-        p = g.pvalue if g.p_holm is None else g.p_holm
-        rows.append(f"{direction:<10}{gran:<14}{g.n:>6}{ci:>28}{g.success_rate:>9.3f}{g.off_target_js:>15.4f}"
-                    f"{p:>10.2g}")
-    return "\n".join(rows)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from spectra_eval.metrics.catalogue import Metric
 from spectra_eval.report.markup import DASH, fmt_int, fmt_number, fmt_p, markup_to_plain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIRECTIONS = ("lower", "higher", "closest", None)
 
@@ -74,7 +77,7 @@ class Table:
     rows: tuple[Row, ...]
     notes: tuple[str, ...] = ()
 
-    def to_dataframe(self):
+    def to_frame(self) -> "pd.DataFrame":
         """One row per table row (index = row label); numeric columns hold values, ``KEY_hw`` half-widths."""
         import pandas as pd
 

@@ -118,7 +118,7 @@ def test_comparison_against_scipy_and_statsmodels(ev, cohort):
 
 def test_quartiles_and_strata_in_evaluation(ev, cohort):
     c = ev.comparisons["probe vs dg"]
-    frame = ev.per_user_frame()
+    frame = ev.to_frame()
     wide = frame.pivot(index="user_id", columns="method", values="js")
     diff = (wide["probe"] - wide["dg"])
     quart = frame[frame.method == "probe"].set_index("user_id")["tail_quartile"]
@@ -164,12 +164,12 @@ def test_round_trip_through_json(ev):
     assert json_safe(back.to_dict()) == d
     assert back == Evaluation.from_dict(json.loads(json.dumps(d)))
     with pytest.raises(ValueError):
-        back.per_user_frame()
+        back.to_frame()
 
 
-def test_per_user_frame(ev, cohort):
+def test_to_frame(ev, cohort):
     t, p, _ = _arrays(cohort)
-    frame = ev.per_user_frame()
+    frame = ev.to_frame()
     assert len(frame) == 2 * 240
     assert list(frame.columns[:6]) == ["user_id", "method", "js", "tv", "ndcg@5", "ndcg@10"]
     probe = frame[frame.method == "probe"]

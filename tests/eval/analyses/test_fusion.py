@@ -10,6 +10,8 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from spectra_eval.analyses import fusion as F
+from spectra_eval.analyses.fusion import inputs as FI
+from spectra_eval.analyses.fusion import kernels as FK
 from spectra_eval import stats
 from spectra_eval.cli import main
 from spectra_eval.io import DistributionTable
@@ -127,13 +129,13 @@ def test_per_user_metrics_match_the_loop(ragged, multi):
 
 
 def test_tie_rule_is_pessimistic_and_z_of_a_constant_is_zero():
-    seg = F._Segments(np.array([4]))
+    seg = FK._Segments(np.array([4]))
     f = np.array([1.0, 1.0, 1.0, 0.0])
     labels = np.array([True, False, False, False])
     ndcg, recall, mrr = F.rank_metrics(seg, f, labels, k=10)[:, 0]
     assert mrr == pytest.approx(1 / 3)  # tied with two others: rank 3, not 1
     assert ndcg == pytest.approx(1 / math.log2(4))
-    assert F._Segments(np.array([3])).zscore(np.array([0.1, 0.1, 0.1]) + 1e-17).tolist() == [0.0, 0.0, 0.0]
+    assert FK._Segments(np.array([3])).zscore(np.array([0.1, 0.1, 0.1]) + 1e-17).tolist() == [0.0, 0.0, 0.0]
     # two positives tied with each other both take the pessimistic rank 2
     ndcg2 = F.rank_metrics(seg, np.array([1.0, 1.0, 0.0, 0.0]), np.array([True, True, False, False]), 10)[0, 0]
     assert ndcg2 == pytest.approx((2 / math.log2(3)) / (1 + 1 / math.log2(3)))
@@ -143,14 +145,14 @@ def test_chunks_cover_every_row_once_and_match_small_chunks(monkeypatch):
     counts = np.array([3, 1, 4, 1, 5, 9, 2, 6])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for size in (1, 4, 7, 100):
-        monkeypatch.setattr(F, "_CHUNK_ROWS", size)
-        chunks = F._chunks(counts)
+        monkeypatch.setattr(FI, "_CHUNK_ROWS", size)
+        chunks = FI._chunks(counts)
         assert [u for u0, u1, _ in chunks for u in range(u0, u1)] == list(range(len(counts)))
         for u0, u1, rows in chunks:
             assert (rows.start, rows.stop) == (starts[u0], starts[u1 - 1] + counts[u1 - 1])
     case = make_case(seed=3, n_users=40, ragged=True, multi=True)
     whole = run_fuse(case, n_resamples=30).per_user
-    monkeypatch.setattr(F, "_CHUNK_ROWS", 37)
+    monkeypatch.setattr(FI, "_CHUNK_ROWS", 37)
     pd.testing.assert_frame_equal(run_fuse(case, n_resamples=30).per_user, whole)
 
 

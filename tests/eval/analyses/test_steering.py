@@ -246,7 +246,7 @@ def test_report_renders_the_steering_table_and_figure(files, tmp_path):
     report = Report.from_dir(out)
     assert report.table_keys() == ["steering"]
     doc = json.loads((out / "steering.json").read_text())
-    frame = report.to_dataframe("steering")
+    frame = report.to_frame("steering")
     assert frame.loc["towards the target (+) / fine", "shift"] == pytest.approx(doc["by"]["+"]["fine"]["shift"]["mean"])
     assert frame.loc["away from the target (−) / coarse", "p"] == pytest.approx(doc["by"]["-"]["coarse"]["p_holm"])
     assert frame.loc["all requests / all", "n"] == 150

@@ -99,7 +99,7 @@ def test_a_new_metric_is_one_spec_line(tables, monkeypatch):
     assert diff.estimate == pytest.approx((expected - ref).mean())
     d = ev.to_dict()
     assert set(d["methods"]["a"]["hellinger"]) == {"mean", "ci_low", "ci_high"}
-    assert "hellinger" in ev.per_user_frame().columns
+    assert "hellinger" in ev.to_frame().columns
     assert Evaluation.from_dict(d).methods["a"]["hellinger"] == ev.methods["a"]["hellinger"]
 
 
@@ -167,7 +167,7 @@ def test_cohort_prior_has_no_personalization_and_a_personal_one_does():
     assert d["n_skipped"] == 6
     d_full = ev.to_dict()
     table = Report(Evaluation.from_dict(d_full))
-    js = table.to_dataframe("js")
+    js = table.to_frame("js")
     assert js.loc["personal", "personalization"] == d_full["methods"]["personal"]["personalization"]["mean"]
 
 

@@ -208,7 +208,7 @@ def test_certificate_tables(report, cert):
     agg = report.table("certificate_aggregate")
     sections = [r.label for r in agg.rows if r.is_section]
     assert sections == [rp.READING_NAMES[k] for k in cert["aggregate"]]
-    frame = agg.to_dataframe()
+    frame = agg.to_frame()
     for key, reading in cert["aggregate"].items():
         for chain, c in reading["chains"].items():
             row = frame.loc[f"{rp.READING_NAMES[key]} / {chain}"]
@@ -328,7 +328,7 @@ def test_round_trip(report):
     again = Report.from_dict(json.loads(json.dumps(data)))
     assert again.to_dict() == data
     assert again.to_markdown() == report.to_markdown() and again.to_latex() == report.to_latex()
-    frames = again.to_dataframes()
+    frames = again.to_frames()
     assert set(frames) == set(ALL_KEYS)
     js = frames["js"]
     assert list(js.columns) == ["js", "js_hw", "delta_js", "delta_js_hw"] and js.index.name == "Method"
@@ -495,7 +495,7 @@ def test_renders_what_evaluate_and_certify_write(tmp_path):
     assert r.table_keys() == ALL_KEYS[:-1] + ["certificate_population", "dkw"]
     md, tex = r.to_markdown(), r.to_latex()
     metrics = json.loads((out / "metrics.json").read_text())
-    js = r.to_dataframe("js")
+    js = r.to_frame("js")
     assert js.loc["probe", "js"] == metrics["methods"]["probe"]["js"]["mean"]
     assert "| probe vs dg |" in md and "\\begin{tabular}" in tex and "100 user-level resamples" in md
 
@@ -519,7 +519,7 @@ def test_population_table_puts_observed_and_latent_bounds_side_by_side(tmp_path)
                  "--dg", write("dg.csv", dg), "--out", str(tmp_path / "out")]) == 0
     cert = json.loads((tmp_path / "out" / "certificate.json").read_text())
     t = Report.from_dir(tmp_path / "out").table("certificate_population")
-    frame = t.to_dataframe()
+    frame = t.to_frame()
     assert frame.loc["TV(probe) < TV(DG)", "latent"] == cert["latent"]["tv_dominates"]["fraction_certified"]
     assert frame.loc["TV(probe) < TV(DG)", "latent_pi"] == cert["latent"]["tv_dominates"]["pi_lower"]
     assert frame.loc["regime (sharp chain)", "observed_pi"] == cert["per_user"]["bounds"]["in_regime"]["pi_lower"]
