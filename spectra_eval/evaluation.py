@@ -39,7 +39,7 @@ from spectra_eval.metrics.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS
 from spectra_eval.metrics.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
-from spectra_eval.io import USER_COL, DistributionTable, align_tables, check_schema, json_errors
+from spectra_eval.io import USER_COL, DistributionTable, align_tables, as_table, check_schema, json_errors, user_frame
 from spectra_eval.results import Result
 from spectra_eval.stats import MeanCI, PairedEffect, _f
 from spectra_eval.validation import SpectraInputError, check_positive_int, check_pred_truth
@@ -432,8 +432,8 @@ def _per_category_tests(pred, ref, truth, categories) -> tuple[dict[str, Categor
 
 
 def evaluate(
-    truth: DistributionTable,
-    preds: Mapping[str, DistributionTable],
+    truth: DistributionTable | pd.DataFrame,
+    preds: Mapping[str, DistributionTable | pd.DataFrame],
     reference: str,
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = stats.SEED,
@@ -445,15 +445,17 @@ def evaluate(
     mass_ks: Sequence[int] = MASS_KS,
     alpha: float = ALPHA,
     strata_quantiles: int = QUANTILES,
-    history: DistributionTable | None = None,
+    history: DistributionTable | pd.DataFrame | None = None,
     lists: Mapping[str, Mapping] | None = None,
 ) -> Evaluation:
     """Score every table in ``preds`` against ``truth`` and compare each with ``preds[reference]``.
 
     Parameters
     ----------
-    truth, preds : DistributionTable
-        Checked when built; method tables are aligned to the truth's users and categories
+    truth, preds : DistributionTable or DataFrame
+        Tables are checked when built, DataFrames here (``user_id`` column or index, one column per category;
+        errors name them ``truth`` and ``preds['NAME']``); method tables are aligned to the truth's users and
+        categories
         (:func:`spectra_eval.io.align_tables`). Every metric of :func:`spectra_eval.metrics.catalogue.catalogue`
         is computed by its kernel on these arrays, without re-checking them.
     reference : str
@@ -468,7 +470,7 @@ def evaluate(
         Numeric columns with many values are grouped into ``strata_quantiles`` quantile strata.
     alpha : float
         Level for category wins (Holm) and stratum wins.
-    history : DistributionTable, optional
+    history : DistributionTable or DataFrame, optional
         Each user's history distribution (e.g. ``history-uhf.csv``), aligned like a method table; adds the
         catalogue's ``taste_js`` (JS of each method to it, :mod:`spectra_eval.analyses.lists`).
     lists : dict, optional
@@ -477,6 +479,12 @@ def evaluate(
     """
     if not preds:
         raise SpectraInputError("no method tables given")
+    truth = as_table(truth, "truth")
+    preds = {name: as_table(table, f"preds[{name!r}]", like=truth) for name, table in preds.items()}
+    if history is not None:
+        history = as_table(history, "history", like=truth)
+    if meta is not None:
+        meta = user_frame(meta, meta_source or "meta")
     if reference not in preds:
         raise SpectraInputError(f"reference {reference!r} is not one of the methods ({', '.join(preds)})")
     check_positive_int(n_resamples, "n_resamples", whole_numbers=True,

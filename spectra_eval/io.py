@@ -47,7 +47,7 @@ class DistributionTable:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, source: str = "<memory>", *,
-                   like: "DistributionTable | None" = None) -> "DistributionTable":
+                   like: "DistributionTable | CountTable | None" = None) -> "DistributionTable":
         """Check ``frame`` against the data contract and wrap it.
 
         With ``like`` (e.g. the truth table), the category columns must be exactly ``like``'s (any order);
@@ -220,15 +220,56 @@ def check_same_categories(columns, expected, source: str, expected_source: str) 
         raise SpectraInputError(f"{source}: column {extra[0]!r} is not a category of {expected_source}")
 
 
-def read_distribution_table(path: str | os.PathLike, *, like: DistributionTable | None = None) -> DistributionTable:
+def read_distribution_table(path: str | os.PathLike, *,
+                            like: DistributionTable | CountTable | None = None) -> DistributionTable:
     """Read and validate a distribution table (CSV or Parquet, by extension); see
     :meth:`DistributionTable.from_frame` for ``like``."""
     return DistributionTable.from_frame(read_frame(path), source=str(path), like=like)
 
 
-def read_count_table(path: str | os.PathLike, *, like=None) -> CountTable:
+def read_count_table(path: str | os.PathLike, *,
+                     like: DistributionTable | CountTable | None = None) -> CountTable:
     """Read and validate a counts table (CSV or Parquet): see :meth:`CountTable.from_frame`."""
     return CountTable.from_frame(read_frame(path), source=str(path), like=like)
+
+
+def user_frame(data: Any, source: str, *, key: str = USER_COL) -> pd.DataFrame:
+    """A DataFrame given in Python as a table keyed by ``key`` (default ``user_id``): the ``key`` column, or
+    else the index (a named index, or any index but pandas' default 0..n-1 range), moved into a ``key``
+    column; column labels become text, as a file's header would be. Without either, the table's own check
+    reports the missing ``key`` column, as for a file; what is not a DataFrame is an error naming ``source``."""
+    if not isinstance(data, pd.DataFrame):
+        raise SpectraInputError(f"{source}: expected a pandas DataFrame, got {type(data).__name__}")
+    frame = data.copy(deep=False)
+    frame.columns = [str(c) for c in frame.columns]
+    if key in frame.columns:
+        return frame
+    index = frame.index
+    if isinstance(index, pd.MultiIndex) or (isinstance(index, pd.RangeIndex) and index.name is None):
+        return frame  # no ids: the table's own check names the missing column, as for a file
+    return frame.rename_axis(key).reset_index()
+
+
+def as_table(data: "DistributionTable | pd.DataFrame", source: str, *,
+             like: "DistributionTable | CountTable | None" = None) -> DistributionTable:
+    """``data`` as a checked :class:`DistributionTable`: a table is returned as it is; a DataFrame (``user_id``
+    column or index, one column per category) is checked like a file (:meth:`DistributionTable.from_frame`,
+    errors naming ``source``)."""
+    if isinstance(data, DistributionTable):
+        return data
+    if not isinstance(data, pd.DataFrame):
+        raise SpectraInputError(f"{source}: expected a DistributionTable or a pandas DataFrame, got {type(data).__name__}")
+    return DistributionTable.from_frame(user_frame(data, source), source, like=like)
+
+
+def as_counts(data: "CountTable | pd.DataFrame", source: str, *,
+              like: "DistributionTable | CountTable | None" = None) -> CountTable:
+    """``data`` as a checked :class:`CountTable` (a DataFrame of integer counts: ``user_id`` column or index)."""
+    if isinstance(data, CountTable):
+        return data
+    if not isinstance(data, pd.DataFrame):
+        raise SpectraInputError(f"{source}: expected a CountTable or a pandas DataFrame, got {type(data).__name__}")
+    return CountTable.from_frame(user_frame(data, source), source, like=like)
 
 
 def align_tables(truth: DistributionTable, preds: Mapping[str, DistributionTable]) -> dict[str, DistributionTable]:

@@ -6,7 +6,8 @@ derives the rest from those four, so every result saves, prints and shows itself
 
 * ``save(directory)`` writes exactly ``outputs()`` (JSON for a mapping, CSV/Parquet by extension for a
   DataFrame, text for a string), all or nothing (:func:`spectra_eval.io.atomic_outputs`);
-* ``repr(result)`` is one line (the summary's first), ``_repr_html_`` the summary and the head of the table.
+* ``repr(result)`` is one line (the summary's first), ``_repr_html_`` the summary and the head of the table
+  (the summary alone for a result rebuilt from JSON, whose ``to_frame`` raises ``ValueError``).
 """
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ class Result:
         return f"<{type(self).__name__}: {first[0] if first else ''}>"
 
     def _repr_html_(self) -> str:
-        frame = self.to_frame()
+        summary = f"<pre>{html.escape(self.summary())}</pre>"
+        try:
+            frame = self.to_frame()
+        except ValueError:  # rebuilt from JSON: the per-row data is not in the document
+            return summary
         more = f"<p>{len(frame)} rows; <code>.to_frame()</code> has them all.</p>" if len(frame) > HTML_ROWS else ""
-        return (f"<pre>{html.escape(self.summary())}</pre>" + frame.head(HTML_ROWS).to_html(index=False) + more)
+        return summary + frame.head(HTML_ROWS).to_html(index=False) + more
