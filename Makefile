@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(VENV)/bin/spectra demo --out reports/movielens-100k
 
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
 bench: $(STAMP)

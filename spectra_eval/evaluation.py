@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -165,13 +165,13 @@ class Comparison:
     reference: str
     diffs: Mapping[str, PairedEffect]
     per_category: Mapping[str, CategoryTest]
-    category_wins: int
-    category_losses: int
+    category_wins: int | None
+    category_losses: int | None
     quartiles: QuartileResult
     strata: Mapping[str, StratumResult] | None = None
 
     def to_dict(self) -> dict:
-        out = {"method": self.method, "reference": self.reference}
+        out: dict[str, Any] = {"method": self.method, "reference": self.reference}
         out |= {k: v.to_dict("mean_diff") for k, v in self.diffs.items()}
         out |= {"per_category": {c: t.to_dict() for c, t in self.per_category.items()},
                 "category_wins": self.category_wins, "category_losses": self.category_losses,
@@ -198,9 +198,9 @@ class Settings:
 
     truth: str
     preds: Mapping[str, str]
-    reference: str
+    reference: str | None
     bootstrap: int = stats.N_RESAMPLES
-    seed: int = stats.SEED
+    seed: int | None = stats.SEED
     bins: int = 20
     confidence: float = stats.CONFIDENCE
     meta: str | None = None
@@ -212,7 +212,7 @@ class Settings:
     lists: Mapping[str, Mapping] = field(default_factory=dict)  # list methods: name -> {items, weights}
 
     def to_dict(self) -> dict:
-        out = {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
+        out: dict[str, Any] = {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
                "bootstrap": self.bootstrap, "seed": self.seed, "bins": self.bins, "confidence": self.confidence,
                "test": stats.TEST_DESCRIPTION, "correction": stats.CORRECTION, "meta": self.meta,
                "zero_method": stats.ZERO_METHOD, "alpha": self.alpha, "steck_alpha": self.steck_alpha,
@@ -404,8 +404,11 @@ def _moment_columns(specs: Sequence[Metric], aligned: Mapping[str, DistributionT
     paired draw (per spec the truth-only columns, which one bootstrap serves for every method, then each
     method's prediction columns) and one row per (method, metric): (method, spec, keep, value, parts kept,
     index of the truth columns, index of the prediction columns) into those arrays."""
-    rows, arrays = [], []
+    rows: list[tuple] = []
+    arrays: list[np.ndarray] = []
     for spec in (m for m in specs if m.level == MOMENTS):
+        if spec.reference is None or spec.keep is None or spec.statistic is None:
+            raise ValueError(f"moments metric {spec.key!r} needs reference, keep and statistic")
         ref = spec.reference(truth, ctx)
         ref_means, ref_at = ref.mean(axis=0), len(arrays)
         arrays.append(ref)
@@ -537,8 +540,8 @@ def evaluate(
     others = [name for name in names if name != reference]
     ref_js = per_user[reference]["js"]
     js_others = np.column_stack([per_user[name]["js"] for name in others]) if others else np.empty((n, 0))
-    quart = quartile_deltas(js_others, ref_js, quartile, n_resamples=int(n_resamples), seed=seed,
-                            confidence=confidence) if others else []
+    quart = cast(list[QuartileResult], quartile_deltas(js_others, ref_js, quartile, n_resamples=int(n_resamples),
+                                                       seed=seed, confidence=confidence)) if others else []
     strata = (stratum_deltas(js_others - ref_js[:, None], meta_frame, n_resamples=int(n_resamples), seed=seed,
                              confidence=confidence, alpha=alpha, quantiles=int(strata_quantiles))
               if meta_frame is not None and others else [None] * len(others))

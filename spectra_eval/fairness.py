@@ -179,7 +179,7 @@ def quartile_ratio(q4: float, q1: float) -> tuple[float, str | None]:
 # ------------------------------------------------------------------ strata
 
 
-def align_meta(frame: pd.DataFrame, users: Sequence, source: str = "meta") -> pd.DataFrame:
+def align_meta(frame: pd.DataFrame, users: Sequence | np.ndarray, source: str = "meta") -> pd.DataFrame:
     """Check a metadata table and return its stratum columns in ``users`` order.
 
     The table needs a ``user_id`` column (non-empty, unique ids: :func:`spectra_eval.io.check_user_ids`), at

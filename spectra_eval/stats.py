@@ -338,7 +338,7 @@ def bootstrap_means_many(values_list: Sequence, indices: np.ndarray | BootstrapD
     if any(m.shape[0] != n for m in matrices):
         raise ValueError("every array must have one row per user")
     if indices is None or np.isscalar(indices):
-        indices = bootstrap_draw(n, N_RESAMPLES if indices is None else int(indices), seed)
+        indices = bootstrap_draw(n, N_RESAMPLES if indices is None else int(indices), seed)  # type: ignore[arg-type]
     if not isinstance(indices, BootstrapDraw):
         indices = np.asarray(indices)
     if len(indices.shape) != 2 or indices.shape[1] != n:

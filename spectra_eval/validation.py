@@ -19,7 +19,7 @@ class SpectraInputError(ValueError):
     """Input that breaks the data contract. The message is one line, fit to show a user as is."""
 
 
-def _where(source: str, users: Sequence | None, row: int | None, categories: Sequence | None, col: int | None) -> str:
+def _where(source: str, users: Sequence | np.ndarray | None, row: int | None, categories: Sequence | None, col: int | None) -> str:
     parts = [source]
     if row is not None:
         parts.append(f"user {users[row]!r} (row {row + 1})" if users is not None else f"row {row}")
@@ -32,7 +32,7 @@ def check_distributions(
     values,
     *,
     source: str = "input",
-    users: Sequence | None = None,
+    users: Sequence | np.ndarray | None = None,
     categories: Sequence | None = None,
     atol: float = SUM_ATOL,
 ) -> np.ndarray:
@@ -73,7 +73,7 @@ def check_distributions(
     return arr
 
 
-def check_counts(values, *, source: str = "input", users: Sequence | None = None,
+def check_counts(values, *, source: str = "input", users: Sequence | np.ndarray | None = None,
                  categories: Sequence | None = None) -> np.ndarray:
     """Return ``values`` as an int64 array (n, K) of observed counts: finite, whole, >= 0, each row >= 1 item.
 
@@ -150,7 +150,7 @@ def check_positive_int(
         except (TypeError, ValueError, OverflowError):
             ok = False
     else:
-        ok = isinstance(value, (int, np.integer)) and value >= minimum
+        ok = bool(isinstance(value, (int, np.integer)) and value >= minimum)
     if not ok:
         raise SpectraInputError(message.format(name=name, value=value, minimum=minimum))
     return int(value)

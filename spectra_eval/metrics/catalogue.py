@@ -42,7 +42,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 
@@ -76,6 +76,20 @@ class Context:
     steck_alpha: float = STECK_ALPHA
     ranks: Rankings = field(default_factory=lambda: Rankings(max(NDCG_KS + ENTROPY_KS + MASS_KS)))
     history: np.ndarray | None = None  # (n, K) each user's history distribution, aligned with the truth
+
+    @property
+    def bucket_split(self) -> Buckets:
+        """:attr:`buckets`, which the cohort-level metrics that use them need (the evaluation always sets them)."""
+        if self.buckets is None:
+            raise ValueError("this metric needs the head/mid/tail buckets (Context.buckets)")
+        return self.buckets
+
+    @property
+    def history_probs(self) -> np.ndarray:
+        """:attr:`history`, which metrics with ``needs="history"`` use (they run only when it is set)."""
+        if self.history is None:
+            raise ValueError("this metric needs each user's history distribution (Context.history)")
+        return self.history
 
 
 @dataclass(frozen=True)
@@ -117,11 +131,11 @@ class Metric:
 
 
 def _ece(pred, truth, ctx: Context) -> dict:
-    ece = _stratified_ece(pred, truth, ctx.buckets, ctx.n_bins)
+    ece = _stratified_ece(pred, truth, ctx.bucket_split, ctx.n_bins)
     return {
         "ece": {s: float(ece[s].ece) for s in STRATA},
         "ece_pairs": {s: int(ece[s].n_pairs) for s in STRATA},
-        "ece_categories": {s: int(ece[s].n_categories) for s in STRATA},
+        "ece_categories": {s: int(cast(int, ece[s].n_categories)) for s in STRATA},  # set for every stratum
         "reliability": [{"lo": b.lo, "hi": b.hi, "n": b.n, "mean_pred": b.mean_pred, "mean_true": b.mean_true}
                         for b in ece["overall"].bins],
     }
@@ -171,22 +185,25 @@ def catalogue(mass_ks: Sequence[int] = MASS_KS) -> tuple[Metric, ...]:
     def clip(k: int, pred) -> int:  # k above K means the whole ranking
         return min(int(k), pred.shape[1])
 
+    def ranked(kernel: Callable[..., np.ndarray], k: int) -> Callable[[np.ndarray, np.ndarray, Context], np.ndarray]:
+        return lambda p, t, c: kernel(p, t, clip(k, p), c.ranks)
+
+    def entropy(k: int) -> Callable[[np.ndarray, np.ndarray, Context], dict]:
+        return lambda p, t, c: {f"entropy@{k}": _exposure_entropy(p, clip(k, p), ranks=c.ranks)}
+
     return (
         Metric("js", lambda p, t, c: _js(p, t, LN2), USER, "lower", UNIT, "JS", compared=True),
         Metric("tv", lambda p, t, c: _tv(p, t), USER, "lower", "probability", "TV", compared=True),
-        *(Metric(f"ndcg@{k}", lambda p, t, c, k=k: _ndcg(p, t, clip(k, p), c.ranks), USER, "higher", "",
-                 f"NDCG@{k}", compared=True) for k in NDCG_KS),
-        *(Metric(f"mass@{k}", lambda p, t, c, k=k: _mass_at_k(p, t, clip(k, p), c.ranks), USER, "higher",
-                 "probability", f"mass@{k}") for k in mass_ks),
-        *(Metric(f"entropy@{k}", lambda p, t, c, k=k: {f"entropy@{k}": _exposure_entropy(p, clip(k, p), ranks=c.ranks)},
-                 COHORT, "higher", UNIT, f"exposure entropy@{k}") for k in ENTROPY_KS),
-        Metric("bucket_mass", lambda p, t, c: {"bucket_mass": _bucket_mass(p, c.buckets)}, COHORT, "closest",
+        *(Metric(f"ndcg@{k}", ranked(_ndcg, k), USER, "higher", "", f"NDCG@{k}", compared=True) for k in NDCG_KS),
+        *(Metric(f"mass@{k}", ranked(_mass_at_k, k), USER, "higher", "probability", f"mass@{k}") for k in mass_ks),
+        *(Metric(f"entropy@{k}", entropy(k), COHORT, "higher", UNIT, f"exposure entropy@{k}") for k in ENTROPY_KS),
+        Metric("bucket_mass", lambda p, t, c: {"bucket_mass": _bucket_mass(p, c.bucket_split)}, COHORT, "closest",
                "probability", "bucket mass"),
         Metric("category_bias", lambda p, t, c: {"category_bias": dict(zip(c.categories, map(float, _bias(p, t))))},
                COHORT, None, "probability", "per-category bias"),
-        Metric("head_bias", lambda p, t, c: {"head_bias": _bucket_bias(_bias(p, t), c.buckets)["head"]}, COHORT,
+        Metric("head_bias", lambda p, t, c: {"head_bias": _bucket_bias(_bias(p, t), c.bucket_split)["head"]}, COHORT,
                "lower", "probability", "head bias"),
-        Metric("bucket_bias", lambda p, t, c: {"bucket_bias": _bucket_bias(_bias(p, t), c.buckets)}, COHORT, "lower",
+        Metric("bucket_bias", lambda p, t, c: {"bucket_bias": _bucket_bias(_bias(p, t), c.bucket_split)}, COHORT, "lower",
                "probability", "bucket bias"),
         Metric("ece", _ece, COHORT, "lower", "probability", "ECE",
                fields=("ece", "ece_pairs", "ece_categories", "reliability")),
@@ -195,7 +212,7 @@ def catalogue(mass_ks: Sequence[int] = MASS_KS) -> tuple[Metric, ...]:
                "miscalibration KL", json="mean"),
         # taste distance to the user's history, JS(pred_u, history_u) in bits (definition and source in
         # spectra_eval.analyses.lists); computed only when the evaluation is given a history table
-        Metric("taste_js", lambda p, t, c: _js(p, c.history, LN2), USER, "lower", UNIT, "taste JS to history",
+        Metric("taste_js", lambda p, t, c: _js(p, c.history_probs, LN2), USER, "lower", UNIT, "taste JS to history",
                needs="history"),
         # mean over categories of the Pearson correlation across users between predicted and true mass: a
         # context-blind predictor (the cohort prior) scores ~0 while JS and NDCG barely tell it from a

@@ -4,6 +4,8 @@ Certificate quantities are diagnostics, not a contest between methods: no column
 """
 from __future__ import annotations
 
+from typing import Any
+
 from spectra_eval.certificates.observed import Certificate
 from spectra_eval.report.markup import DASH, DDAGGER, fmt_sci, lit
 from spectra_eval.report.metric_tables import base_name, caption
@@ -86,11 +88,14 @@ def dkw_table(cert: Certificate) -> Table:
     2 rho_N(alpha/2) = 2 sqrt(log(4/alpha)/(2N)), penalty 2 M beta, beta = alpha/(4NM)).
     """
     main = cert.dkw
+    if main is None:
+        raise ValueError("the certificate has no dkw block")
     cols = (Column("n", "$N$"), Column("alpha", r"$\alpha$"), Column("routes", "routes $M$"),
             Column("cohort_slack", "cohort slack"), Column("route_penalty", "route penalty"),
             Column("fraction", r"$\hat{F}$"), Column("pi_lower", r"$\pi \geq$"))
     rows, notes = [], []
-    for label, d in [("this library", main)] + ([("paper Eq. 11", main.paper)] if main.paper else []):
+    blocks: list[tuple[str, Any]] = [("this library", main)] + ([("paper Eq. 11", main.paper)] if main.paper else [])
+    for label, d in blocks:
         rows.append(Row(label, (
             count(d.n), num(d.alpha, 2), count(d.routes), num(d.cohort_slack, 4),
             Cell(float(d.route_penalty), fmt_sci(d.route_penalty)),
@@ -129,8 +134,8 @@ def population_table(cert: Certificate) -> Table:
         return (num(block["fraction_certified"], 3), num(block["pi_lower"], 3)) if block else (Cell(), Cell())
 
     rows = [Row(f"regime ({pu.chain or '?'} chain)",
-                (num(pu.fraction_in_regime, 3), num(_bound(pu.bounds.get("in_regime")), 3), *latent_cells("regime"))),
-            Row("TV(probe) < TV(DG)", (num(pu.fraction_tv_dominates, 3), num(_bound(pu.bounds.get("tv_dominates")), 3),
+                (num(pu.fraction_in_regime, 3), num(_bound((pu.bounds or {}).get("in_regime")), 3), *latent_cells("regime"))),
+            Row("TV(probe) < TV(DG)", (num(pu.fraction_tv_dominates, 3), num(_bound((pu.bounds or {}).get("tv_dominates")), 3),
                                        *latent_cells("tv_dominates")))]
     if t1 is not None and t1.favorable_bound is not None:
         rows.append(Row(f"Theorem 1 favorable (k = {t1.k})", (num(t1.fraction_favorable, 3),

@@ -40,9 +40,9 @@ REFERENCE_COLOUR = "#7F7F7F"
 BUCKET_SHADES = {"head": "#EDEDED", "mid": "#F7F7F7", "tail": "#FFFFFF"}
 WIDTH_IN = 3.3
 DPI = 200
-RC = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
-      "legend.fontsize": 6, "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
-      "pdf.fonttype": 42, "svg.fonttype": "none"}
+RC: dict[Any, Any] = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5,
+                      "ytick.labelsize": 6.5, "legend.fontsize": 6, "axes.linewidth": 0.6, "xtick.major.width": 0.6,
+                      "ytick.major.width": 0.6, "pdf.fonttype": 42, "svg.fonttype": "none"}
 
 
 def _label(s: str) -> str:
@@ -81,8 +81,8 @@ def _new_figure(height_in: float, ncols: int = 1, sharey: bool = False, *, nrows
 def _intervals(results, dtype=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Estimates (MeanCI ``mean`` or PairedEffect ``estimate``), CI lows and CI highs of ``results`` as arrays."""
     results = list(results)
-    return tuple(np.array(values, dtype=dtype) for values in (
-        [estimate(r) for r in results], [r.ci_low for r in results], [r.ci_high for r in results]))
+    return (np.array([estimate(r) for r in results], dtype=dtype), np.array([r.ci_low for r in results], dtype=dtype),
+            np.array([r.ci_high for r in results], dtype=dtype))
 
 
 def _style(ax) -> None:
@@ -246,7 +246,7 @@ def fusion_lambda_figure(runs: FusionRuns) -> Figure:
     return fig
 
 
-BUCKET_COLOURS = {"head": "#D55E00", "mid": "#E69F00", "tail": "#0072B2"}
+BUCKET_COLOURS: dict[str | None, str] = {"head": "#D55E00", "mid": "#E69F00", "tail": "#0072B2"}
 
 
 @_with_rc

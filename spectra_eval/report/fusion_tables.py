@@ -20,8 +20,8 @@ def run_label(run: FusionResult) -> str:
     with fewer never-seen items than the negatives asked for)."""
     (c0, c1), (p0, p1) = run.population.candidates_per_user, run.population.positives_per_user
     pos = f"{p0}" if p0 == p1 else f"{p0}–{p1}"
-    neg = run.population.negatives
-    neg = f"{c0 - p1}–{c1 - p0}" if neg is None else f"{neg}"
+    negatives = run.population.negatives
+    neg = f"{c0 - p1}–{c1 - p0}" if negatives is None else f"{negatives}"
     return f"{run.backbone}, {pos} + {neg}"
 
 
@@ -51,7 +51,7 @@ def fusion_table(runs: FusionRuns) -> Table:
                 p, p_holm = pcell(e.pvalue), pcell(comp.p_holm)
             rows.append(Row(SLICE_LABELS[s], (ci_cell(base, 4), ci_cell(fused, 4), delta, rel, p, p_holm,
                                               count(run.results[ref][s].n))))
-    s = first.settings
+    settings = first.settings
     test_note = ("best λ chosen on the test candidates themselves: the fused column is optimistic"
                  if "test" in chosen else "best λ chosen on validation candidates (--select-on)")
     return Table("fusion", "SPECTRA as a fused category prior", caption(
@@ -59,8 +59,8 @@ def fusion_table(runs: FusionRuns) -> Table:
         "SPECTRA category affinity, final = z(base) + λ·z(SPECTRA), at each run's best λ; slices by the "
         "popularity third of the user's held-out item (training counts). Δ = fused − base, paired per user; "
         f"p: two-sided Wilcoxon signed-rank within user; Holm across the λ > 0 of each slice; {test_note}.",
-        f"± is the half-width of the percentile bootstrap {s.confidence * 100:g}% CI from {s.bootstrap:,} "
-        f"user-level resamples (seed {lit(str(s.seed))}; within the slice for slices).",
+        f"± is the half-width of the percentile bootstrap {settings.confidence * 100:g}% CI from "
+        f"{settings.bootstrap:,} user-level resamples (seed {lit(str(settings.seed))}; within the slice for slices).",
         "Population: the users of each run's candidates file (n users) with their held-out items.",
     ), "fusion", "Base ranker / slice", cols, tuple(rows),
         (f"{DAGGER} Holm-adjusted p < {ALPHA:g}.",))

@@ -55,7 +55,7 @@ _MATH_TO_UNICODE = (
 
 
 def lit(s: str) -> str:
-    """Quote user text for use inside markup (its $ and \ stay literal)."""
+    r"""Quote user text for use inside markup (its $ and \ stay literal)."""
     return str(s).replace("\\", "\\\\").replace("$", "\\$")
 
 

@@ -97,7 +97,8 @@ def js_table(ev: Evaluation) -> Table:
     evaluation has it) personalization, which tells a personalised predictor from the cohort prior."""
     ref = setting(ev.settings.reference)
     spec = metric("js")
-    cols = (Column("js", f"JS ({ev.unit}) ↓", spec.direction), Column("delta_js", f"Δ JS vs {ref} ↓", spec.direction))
+    cols: tuple[Column, ...] = (Column("js", f"JS ({ev.unit}) ↓", spec.direction),
+                                Column("delta_js", f"Δ JS vs {ref} ↓", spec.direction))
     personal = has_personalization(ev)
     if personal:
         cols += (metric_column(metric("personalization")),)
@@ -109,13 +110,13 @@ def js_table(ev: Evaluation) -> Table:
         else:
             d = comp.diffs["js"]
             delta = ci_cell(d, 3, sig(d.pvalue, ev.settings.alpha))
-        cells = (mean_cell(ev, name, "js"), delta)
+        cells: tuple[Cell, ...] = (mean_cell(ev, name, "js"), delta)
         if personal:
             r = ev.methods[name].get("personalization") or {}
             mark = sig(comp.diffs["personalization"].pvalue, ev.settings.alpha) if comp and "personalization" in comp.diffs else ""
             cells += (num(r.get("mean"), 3, (r.get("ci_low"), r.get("ci_high")), mark),)
         rows.append(Row(name, cells))
-    notes = (test_note(ev, "per-user JS"),)
+    notes: tuple[str, ...] = (test_note(ev, "per-user JS"),)
     if personal:
         notes += (f"{DAGGER} on personalization: the paired bootstrap difference from the reference excludes 0 at "
                   f"p < {ev.settings.alpha:g} (two-sided bootstrap p). Personalization is the mean over categories of "
@@ -178,7 +179,8 @@ def quartile_table(ev: Evaluation) -> Table:
     cols = tuple(Column(f"delta_{q.lower()}", f"Δ {q}{' head' if q == 'Q1' else ' tail' if q == 'Q4' else ''} ↓",
                         "lower") for q in QUARTILES)
     cols += (Column("ratio_q4_q1", "ratio Q4/Q1"), Column("n_q4", "n Q4"), Column("p_q4", "p Q4"))
-    rows, reasons = [], {}
+    rows: list[Row] = []
+    reasons: dict[str, list[str]] = {}
     for key, comp in ev.comparisons.items():
         qs = comp.quartiles
         cells = [ci_cell(g, 3, sig(g.pvalue, alpha)) for g in (qs.quartiles[q] for q in QUARTILES)]
@@ -192,7 +194,7 @@ def quartile_table(ev: Evaluation) -> Table:
         cells += [ratio_cell, count(q4.n), pcell(q4.pvalue)]
         rows.append(Row(key, tuple(cells)))
     ref = setting(ev.settings.reference)
-    notes = (test_note(ev, "the quartile's per-user JS", "within the quartile, no multiplicity correction"),)
+    notes: tuple[str, ...] = (test_note(ev, "the quartile's per-user JS", "within the quartile, no multiplicity correction"),)
     notes += tuple(f"* ratio not defined ({RATIO_NOTE.get(r, r)}): {lit(', '.join(keys))}." for r, keys in reasons.items()
                    if r != "undefined")
     return Table("quartiles", "User-level fairness differential", caption(

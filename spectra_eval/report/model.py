@@ -118,11 +118,12 @@ def _missing(value) -> bool:
 
 def num(value: float | None, digits: int = 3, ci: Sequence[float | None] | None = None, mark: str = "") -> Cell:
     """A numeric cell; ``ci`` = (low, high) adds the half-width ``(high - low) / 2`` at the same precision."""
-    if _missing(value):
+    if value is None or _missing(value):
         return Cell(mark=mark)
     hw = None
-    if ci is not None and not _missing(ci[0]) and not _missing(ci[1]):
-        hw = (float(ci[1]) - float(ci[0])) / 2.0
+    low, high = (None, None) if ci is None else ci
+    if low is not None and high is not None and not _missing(low) and not _missing(high):
+        hw = (float(high) - float(low)) / 2.0
     return Cell(float(value), fmt_number(value, digits), hw, "" if hw is None else fmt_number(hw, digits), mark)
 
 
@@ -137,11 +138,11 @@ def ci_cell(x, digits: int = 3, mark: str = "") -> Cell:
 
 
 def count(n: int | None) -> Cell:
-    return Cell() if _missing(n) else Cell(float(n), fmt_int(n))
+    return Cell() if n is None or _missing(n) else Cell(float(n), fmt_int(n))
 
 
 def pcell(p: float | None) -> Cell:
-    return Cell() if _missing(p) else Cell(float(p), fmt_p(p))
+    return Cell() if p is None or _missing(p) else Cell(float(p), fmt_p(p))
 
 
 def text(s: str) -> Cell:

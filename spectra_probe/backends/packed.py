@@ -134,18 +134,18 @@ def stack_layouts(layouts: list[Layout], pad_id: int):
     """Right-pad rows into (B, L) tensors; padding gets group -1 and segment -1 (it only sees padding)."""
     import torch
 
-    width = max(max(len(l.ids) for l in layouts), 1)
+    width = max(max(len(layout.ids) for layout in layouts), 1)
     shape = (len(layouts), width)
     ids = torch.full(shape, pad_id, dtype=torch.long)
     pos = torch.zeros(shape, dtype=torch.long)
     grp = torch.full(shape, -1, dtype=torch.long)
     seg = torch.full(shape, -1, dtype=torch.long)
-    for b, l in enumerate(layouts):
-        n = len(l.ids)
-        ids[b, :n] = torch.tensor(l.ids, dtype=torch.long)
-        pos[b, :n] = torch.tensor(l.pos, dtype=torch.long)
-        grp[b, :n] = torch.tensor(l.grp, dtype=torch.long)
-        seg[b, :n] = torch.tensor(l.seg, dtype=torch.long)
+    for b, layout in enumerate(layouts):
+        n = len(layout.ids)
+        ids[b, :n] = torch.tensor(layout.ids, dtype=torch.long)
+        pos[b, :n] = torch.tensor(layout.pos, dtype=torch.long)
+        grp[b, :n] = torch.tensor(layout.grp, dtype=torch.long)
+        seg[b, :n] = torch.tensor(layout.seg, dtype=torch.long)
     return ids, pos, grp, seg
 
 

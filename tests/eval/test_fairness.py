@@ -193,7 +193,6 @@ def test_tied_numeric_values_stay_in_one_quantile_stratum():
 
 
 def test_stratum_win_needs_significance():
-    n = 60
     meta = pd.DataFrame({"s": ["a"] * 30 + ["b"] * 30})
     rng = np.random.default_rng(1)
     diff = np.concatenate([rng.normal(-0.5, 0.1, 30), rng.normal(-0.001, 0.3, 30)])  # both negative on average

@@ -137,7 +137,7 @@ def fuse(
             effects[lambdas[li]][s] = (stats.paired_effect(diffs[rows, j], boot[:, li * 3] - boot[:, ref * 3],
                                                            confidence)
                                        if len(rows) else PairedEffect(*(float("nan"),) * 5, 0))
-    comparisons = {lam: {} for lam in effects}
+    comparisons: dict[str, dict[str, LambdaComparison]] = {lam: {} for lam in effects}
     for s in SLICES:
         p_holm = stats.holm([effects[lam][s].pvalue for lam in effects])
         for lam, ph in zip(effects, p_holm):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _mean_ci(values: np.ndarray, n_resamples: int, seed: int, confidence: float) -> MeanCI:
-    ci = stats.bootstrap_ci(values, n_resamples, seed=seed, confidence=confidence)  # draw streamed, never held
+    ci = cast(stats.BootstrapCI, stats.bootstrap_ci(values, n_resamples, seed=seed, confidence=confidence))  # draw streamed, never held
     return MeanCI(ci.estimate, ci.ci_low, ci.ci_high)
 
 

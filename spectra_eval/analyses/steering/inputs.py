@@ -60,7 +60,7 @@ class Requests:
             mask[i, [col[c] for c in target]] = True
         return mask
 
-    def check_users(self, users: Sequence[str], users_source: str) -> np.ndarray:
+    def check_users(self, users: Sequence[str] | np.ndarray, users_source: str) -> np.ndarray:
         """Every request's user must be one of ``users`` (e.g. the base table's, unique); returns each request's
         user position in ``users``."""
         known = pd.Index(np.asarray(users, dtype=object))

@@ -145,7 +145,7 @@ def test_miscalibration_kl_matches_scipy(pq, alpha):
 def test_miscalibration_kl_direction_and_hand_value():
     truth = np.array([0.5, 0.5, 0.0])
     pred = np.array([1.0, 0.0, 0.0])  # misses a category the user wants: large but finite
-    q = 0.99 * pred + 0.01 * truth  # [.995, .005, 0]
+    # the smoothed prediction is q = 0.99 * pred + 0.01 * truth = [.995, .005, 0]
     expected = 0.5 * math.log(0.5 / 0.995) + 0.5 * math.log(0.5 / 0.005)
     assert miscalibration_kl(pred, truth, unit="nats")[0] == pytest.approx(expected)
     # the reverse direction is a different number: the target is the truth
