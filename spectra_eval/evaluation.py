@@ -93,7 +93,7 @@ class MethodResult:
     name: str = field(default="?", compare=False)
     source: str = field(default="<memory>", compare=False)
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> Any:
         if key in self.means:
             return self.means[key]
         if key in self.cohort:
@@ -103,7 +103,7 @@ class MethodResult:
     def __contains__(self, key: str) -> bool:
         return key in self.means or key in self.cohort
 
-    def get(self, key: str, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
 
     def to_dict(self) -> dict:
@@ -140,11 +140,11 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
     return "nan" if x is None else format(x, fmt)
 
 
-def _opt_int(x) -> int | None:
+def _opt_int(x: Any) -> int | None:
     return None if x is None else int(x)
 
 
-def _restore(value):
+def _restore(value: Any) -> Any:
     """A JSON value with nulls back to NaN (numbers), recursively."""
     if value is None:
         return float("nan")
@@ -421,7 +421,8 @@ def _moment_columns(specs: Sequence[Metric], aligned: Mapping[str, DistributionT
     return rows, arrays
 
 
-def _per_category_tests(pred, ref, truth, categories) -> tuple[dict[str, CategoryTest], np.ndarray]:
+def _per_category_tests(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray,
+                        categories: Sequence[str]) -> tuple[dict[str, CategoryTest], np.ndarray]:
     """One Wilcoxon test per category on |pred(c) - true(c)| - |ref(c) - true(c)|, Holm across categories."""
     err_m = np.abs(pred - truth)
     err_r = np.abs(ref - truth)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -84,7 +84,8 @@ class CountTable:
         return cls(users=users, categories=categories, counts=counts, source=source)
 
 
-def category_columns(frame: pd.DataFrame, source: str, like=None) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+def category_columns(frame: pd.DataFrame, source: str, like: "DistributionTable | CountTable | None" = None
+                     ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """User ids, category labels and the float values of a per-user table, with one-line errors naming the
     file, user and column (ids present and unique, categories present and unique (exactly ``like``'s when
     given), every cell a number)."""
@@ -122,7 +123,7 @@ def require_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def require_columns(frame: pd.DataFrame, columns, source: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: str) -> None:
     """Name the first of ``columns`` that ``frame`` lacks (with the first 8 columns it has)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -146,7 +147,7 @@ def text_ids(frame: pd.DataFrame, column: str, source: str, what: str | None = N
     return values.astype(str)
 
 
-def check_unique(ids, source: str, what: str) -> None:
+def check_unique(ids: Any, source: str, what: str) -> None:
     """Name the first repeated id: ``FILE: WHAT 'ID' (row N) appears more than once``."""
     ids = np.asarray(ids, dtype=object)
     dup = pd.Series(ids).duplicated().to_numpy()
@@ -209,7 +210,8 @@ def read_frame(path: str | os.PathLike, *, string_columns: tuple[str, ...] = (US
     return frame
 
 
-def check_same_categories(columns, expected, source: str, expected_source: str) -> None:
+def check_same_categories(columns: Iterable[str], expected: Iterable[str], source: str,
+                          expected_source: str) -> None:
     """``columns`` must hold exactly the ``expected`` labels: name the first missing, then the first extra one."""
     have = pd.Index(columns)
     missing = pd.Index(expected).difference(have, sort=False)
@@ -343,7 +345,7 @@ def json_errors(source: str, where: str = "") -> Iterator[None]:
 # ---------------------------------------------------------------- atomic output
 
 
-def _replace_from_temp(path: Path, write) -> None:
+def _replace_from_temp(path: Path, write: Callable[[Path], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -356,7 +358,7 @@ def _replace_from_temp(path: Path, write) -> None:
         raise
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically (NaN written as null)."""
     text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
     _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -408,7 +410,7 @@ def atomic_outputs(out_dir: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def json_safe(obj):
+def json_safe(obj: Any) -> Any:
     """Convert numpy scalars/arrays and non-finite floats (-> None) so JSON stays standard."""
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v) for k, v in obj.items()}

@@ -18,6 +18,7 @@ A new table is one function plus one line in :data:`TABLES`; a new kind of outpu
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -107,7 +108,7 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
 )}
 
 
-def load_document(key: str, doc, source: str | None = None):
+def load_document(key: str, doc: Any, source: str | None = None) -> Any:
     """The typed result of document ``key`` from a parsed JSON dict (or a typed result, returned as is)."""
     spec = DOCUMENTS[key]
     if isinstance(doc, Mapping):
@@ -130,9 +131,10 @@ class Report:
         per-table overrides by :data:`TABLES` key.
     """
 
-    def __init__(self, metrics=None, certificate=None, *, caption_prefix: str = "", label_prefix: str = "tab:",
+    def __init__(self, metrics: Evaluation | Mapping | None = None, certificate: Certificate | Mapping | None = None,
+                 *, caption_prefix: str = "", label_prefix: str = "tab:",
                  captions: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-                 source: str = "<memory>", **documents):
+                 source: str = "<memory>", **documents: Any) -> None:
         unknown = set(documents) - set(DOCUMENTS)
         if unknown:
             raise TypeError(f"unknown document(s) {sorted(unknown)} (known: {', '.join(DOCUMENTS)})")
@@ -156,7 +158,7 @@ class Report:
 
     # ---- construction
     @classmethod
-    def from_dir(cls, directory, **options) -> "Report":
+    def from_dir(cls, directory: str | os.PathLike, **options: Any) -> "Report":
         """Read every :data:`DOCUMENTS` file present in ``directory`` (at least one must exist)."""
         directory = Path(directory)
         if not directory.exists():
