@@ -173,12 +173,13 @@ def fuse(candidates: Candidates | pd.DataFrame, spectra: Table, items: ItemCateg
                        else item_categories_from_frame(_frame(items, "items"), spectra_table.categories, "items"))
     if isinstance(popularity, pd.Series):
         popularity = popularity.rename_axis(ITEM_COL).reset_index(name="count")
-    return _fuse(_candidates(candidates, "candidates"), spectra_table, item_categories,
+    candidate_table = _candidates(candidates, "candidates")
+    return _fuse(candidate_table, spectra_table, item_categories,
                  popularity_series(_frame(popularity, "popularity"), "popularity"),
                  select_on=None if select_on is None else _candidates(select_on, "select_on"), name=name,
                  backbone=backbone or (name if name != DEFAULT_NAME else "base"),
-                 sources={"candidates": "candidates", "spectra": spectra_table.source, "items": "items",
-                          "popularity": "popularity"}, **options)
+                 sources={"candidates": candidate_table.source, "spectra": spectra_table.source,
+                          "items": item_categories.source, "popularity": "popularity"}, **options)
 
 
 def _frame(data: Any, source: str) -> pd.DataFrame:

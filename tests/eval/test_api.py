@@ -242,3 +242,20 @@ def test_dataframe_inputs_are_checked_with_the_file_messages():
     one = se.evaluate(truth.drop(columns="user_id").set_index(pd.Index(range(100, 160), name="id")),
                       {"probe": probe.drop(columns="user_id").set_index(pd.Index(range(100, 160), name="user_id"))}, n_resamples=10)
     assert one.settings.reference == "probe" and one.to_frame()["user_id"].iloc[0] == "100"
+
+
+def test_import_stays_light_and_exports_the_api():
+    import subprocess
+    import sys
+
+    code = ("import sys, spectra_eval as se; heavy = [m for m in ('spectra_eval.api', 'spectra_eval.evaluation', "
+            "'scipy', 'statsmodels', 'matplotlib') if m in sys.modules]; assert not heavy, heavy; "
+            "from spectra_eval.api import evaluate; assert se.evaluate is evaluate and 'steer' in dir(se); "
+            "from spectra_eval.report import Report; assert se.Report is Report")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert set(se.__all__) >= {"evaluate", "certify", "fuse", "steer", "Report", "Evaluation", "FusionResult",
+                               "SteeringResult", "Certificate", "Result"}
+    for name in se.__all__:
+        assert getattr(se, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'evaluate_everything'"):
+        se.evaluate_everything  # noqa: B018
