@@ -208,6 +208,9 @@ def test_every_result_prints_shows_and_round_trips(files, tmp_path):  # noqa: F8
         assert "<table" not in back._repr_html_() and back._repr_html_().startswith("<pre>")
         saved = {p.name for p in back.save(tmp_path / cls.__name__)}  # what the document alone can write
         assert saved == {name for name, content in result.outputs().items() if isinstance(content, dict)}
+    report = se.Report.from_dir(tmp_path / "Evaluation")
+    assert repr(report).startswith("<Report: tail_mass, js, ndcg") and str(tmp_path) in repr(report)
+    assert report._repr_markdown_() == report.to_markdown()
 
 
 # ------------------------------------------------------------------ inputs checked once, named as the argument
