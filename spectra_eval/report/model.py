@@ -13,6 +13,7 @@ from typing import Sequence
 
 from spectra_eval.metrics.catalogue import Metric
 from spectra_eval.report.markup import DASH, fmt_int, fmt_number, fmt_p, markup_to_plain
+from spectra_eval.report.render import render_latex, render_markdown
 
 DIRECTIONS = ("lower", "higher", "closest", None)
 
@@ -94,13 +95,9 @@ class Table:
         return pd.DataFrame(data, index=pd.Index(labels, name=markup_to_plain(self.row_header)))
 
     def to_markdown(self) -> str:
-        from spectra_eval.report.render import render_markdown
-
         return render_markdown(self)
 
     def to_latex(self) -> str:
-        from spectra_eval.report.render import render_latex
-
         return render_latex(self)
 
 
