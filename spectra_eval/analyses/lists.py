@@ -93,6 +93,14 @@ def items_from_frame(frame: pd.DataFrame, categories: Sequence[str],
     return items
 
 
+def item_categories_frame(items: pd.DataFrame) -> pd.DataFrame:
+    """``item_id, categories`` (labels joined by ``|``) of an item table (``item_id``, ``categories`` tuples): the
+    items file ``spectra prepare`` writes and :func:`read_items` (``spectra fuse --items``, ``spectra evaluate
+    --items``) reads."""
+    return pd.DataFrame({ITEM_COL: items["item_id"].astype(str).to_numpy(),
+                         CATEGORIES_COL: items["categories"].map(CATEGORY_SEP.join).to_numpy()})
+
+
 def _positive_ranks(values: pd.Series, source: str, users: np.ndarray) -> np.ndarray:
     ranks = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks != np.round(ranks))
