@@ -478,13 +478,11 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, metrics, capsys)
 
 
 def test_renders_what_evaluate_and_certify_write(tmp_path):
-    """Contract check against the real producers on the example cohort (small, fast settings)."""
-    import runpy
+    """Contract check against the real producers on the synthetic cohort (small, fast settings)."""
+    from spectra_eval.data.synthetic import write_synthetic_cohort
 
-    example = Path(__file__).resolve().parents[3] / "examples" / "make_example_cohort.py"
-    make = runpy.run_path(str(example))["main"]
     data = tmp_path / "data"
-    assert make([str(data), "--users", "160", "--seed", "3"]) == 0
+    write_synthetic_cohort(data, 160, seed=3)
     out = tmp_path / "run"
     assert main(["evaluate", "--truth", str(data / "truth.csv"), "--pred", f"probe={data / 'probe.csv'}",
                  "--pred", f"dg={data / 'dg.csv'}", "--reference", "dg", "--meta", str(data / "meta.csv"),
