@@ -355,14 +355,7 @@ def test_only_one_document(metrics, cert, tmp_path):
 # ------------------------------------------------------------------------------------------ golden Markdown
 
 
-@pytest.mark.parametrize("key", ALL_KEYS)
-def test_markdown_golden(report, key):
-    path = GOLDEN / f"{key}.md"
-    got = report.table(key).to_markdown()
-    if UPDATE_GOLDEN:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(got, encoding="utf-8")
-    assert got == path.read_text(encoding="utf-8"), f"regenerate with SPECTRA_UPDATE_GOLDEN=1 and review {path}"
+# one golden per table and format: tests/eval/report/test_golden.py
 
 
 def test_full_markdown_is_the_tables_in_order(report):
