@@ -41,6 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from spectra_eval.metrics.ranking import dcg_discount
 from spectra_eval.io import USER_COL, DistributionTable, read_frame, require_columns, text_ids
 from spectra_eval.validation import SpectraInputError
 
@@ -57,7 +58,7 @@ def position_weights(ranks, scheme: str) -> np.ndarray:
     if scheme == "uniform":
         return np.ones_like(ranks)
     if scheme == "dcg":
-        return 1.0 / np.log2(ranks + 1.0)
+        return dcg_discount(ranks)
     raise SpectraInputError(f"list weights must be one of {', '.join(WEIGHTS)}, got {scheme!r}")
 
 
