@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from spectra_eval.metrics.buckets import Buckets, _bias, _bucket_bias, _bucket_mass
-from spectra_eval.metrics.calibration import _miscalibration_kl, _stratified_ece, _top1_ece
+from spectra_eval.metrics.calibration import N_BINS, _miscalibration_kl, _stratified_ece, _top1_ece
 from spectra_eval.metrics.divergences import _js, _tv
 from spectra_eval.metrics.exposure import _exposure_entropy
 from spectra_eval.metrics.ranking import Rankings, _mass_at_k, _ndcg
@@ -72,7 +72,7 @@ class Context:
 
     buckets: Buckets | None
     categories: tuple[str, ...]
-    n_bins: int = 20
+    n_bins: int = N_BINS
     steck_alpha: float = STECK_ALPHA
     ranks: Rankings = field(default_factory=lambda: Rankings(max(NDCG_KS + ENTROPY_KS + MASS_KS)))
     history: np.ndarray | None = None  # (n, K) each user's history distribution, aligned with the truth

@@ -47,6 +47,8 @@ __all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "e
            "markup_to_plain", "DAGGER", "DDAGGER", "DASH", "READING_NAMES"]
 
 REPORT_SCHEMA = "spectra.report/1"
+#: Default prefix of every LaTeX ``\\label`` (``spectra report --label-prefix``).
+LABEL_PREFIX = "tab:"
 METRICS_FILE = "metrics.json"
 CERTIFICATE_FILE = "certificate.json"
 
@@ -128,7 +130,7 @@ class Report:
         per-table overrides by :data:`TABLES` key.
     """
 
-    def __init__(self, metrics=None, certificate=None, *, caption_prefix: str = "", label_prefix: str = "tab:",
+    def __init__(self, metrics=None, certificate=None, *, caption_prefix: str = "", label_prefix: str = LABEL_PREFIX,
                  captions: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
                  source: str = "<memory>", **documents):
         unknown = set(documents) - set(DOCUMENTS)
