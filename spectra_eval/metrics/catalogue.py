@@ -2,7 +2,9 @@ r"""The metric catalogue: one :class:`Metric` spec per number ``spectra evaluate
 
 A spec names the metric's JSON key, its kernel, its level, its direction, its unit, whether it is compared
 pairwise with the reference, and its label. :func:`spectra_eval.evaluation.evaluate`, the per-user table,
-the compared set and the report's columns and bold marks all read it; nothing else lists metrics.
+the compared set and the report's metric columns and bold marks all read it; nothing else lists the metrics of
+``spectra evaluate``. (The downstream analyses define their own numbers in their modules: fusion's NDCG@k and
+Recall@k per popularity slice, steering's shift and success rate, list taste; the certificates theirs.)
 
 Levels
 ------

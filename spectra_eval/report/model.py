@@ -14,6 +14,7 @@ from typing import Sequence
 from spectra_eval.metrics.catalogue import Metric
 from spectra_eval.report.markup import DASH, fmt_int, fmt_number, fmt_p, markup_to_plain
 from spectra_eval.report.render import render_latex, render_markdown
+from spectra_eval.validation import SpectraInputError
 
 DIRECTIONS = ("lower", "higher", "closest", None)
 
@@ -157,7 +158,7 @@ def embolden(cells: Sequence[Cell], direction: str | None, target: float | None 
             return cells
         key = lambda v: abs(v - target)  # noqa: E731
     else:
-        raise ValueError(f"unknown direction {direction!r}")
+        raise SpectraInputError(f"unknown direction {direction!r}")
     best = min(key(v) for _, v in scored)
     for i, v in scored:
         if abs(key(v) - best) <= 1e-12:

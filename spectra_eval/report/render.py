@@ -139,7 +139,6 @@ def _groups(columns: Sequence[Column]) -> list[tuple[str, int, int]]:
 
 LATEX_PACKAGES = (r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}", r"\usepackage{booktabs}",
                   r"\usepackage{array}")
-LATEX_PREAMBLE = "\n".join(LATEX_PACKAGES)
 
 
 def latex_document(tables: Sequence[Table], figures: Iterable[tuple[str, str]] = (),

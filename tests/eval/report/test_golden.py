@@ -47,3 +47,12 @@ def test_golden(reports, key, ext):
 def test_every_golden_file_belongs_to_a_table():
     stale = sorted(p.name for p in GOLDEN.iterdir() if p.stem not in TABLES or p.suffix[1:] not in FORMATS)
     assert not stale, f"golden files of no table in TABLES: {stale}"
+
+
+def test_the_package_docstring_lists_every_table_in_order():
+    import re
+
+    import spectra_eval.report as rp
+
+    listed = [k for k in re.findall(r"``(\w+)``", rp.__doc__) if k in TABLES]
+    assert listed == list(TABLES)
