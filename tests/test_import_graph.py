@@ -1,11 +1,13 @@
 """No import circles in ``spectra_eval`` or ``spectra_probe``.
 
-Every module is parsed with :mod:`ast` (never imported), function-level imports included. ``import a.b`` and
-``from a import b`` are edges to the imported module, and ``from pkg import mod`` also to the submodule
-``pkg.mod`` when it is one; relative imports are resolved against the importing module's package. A package's
-``__init__`` counts as the package. Imports under ``if TYPE_CHECKING:`` are left out: they never run, so they
-close no circle at run time (mypy reads them). Any strongly connected component with more than one module (or a module
-importing itself) is a circle; the test names every one.
+Every module is parsed with :mod:`ast` (never imported), function-level imports included. An import statement
+is an edge to every module it runs: ``import a.b.c`` runs ``a``, ``a.b`` (package ``__init__``) and ``a.b.c``;
+``from a.b import c`` runs ``a``, ``a.b`` and, when ``c`` is a submodule, ``a.b.c``. Relative imports are resolved
+against the importing module's package. A module's own ancestor packages are left out (Python initialises them
+before the module whatever it imports, so that edge says nothing), except when the module takes a name defined
+in the ancestor's ``__init__`` (``from pkg import NAME`` while ``pkg`` is still initialising: the real hazard).
+Imports under ``if TYPE_CHECKING:`` are left out too: they never run (mypy reads them). Any strongly connected
+component with more than one module is a circle; the test names every one with a path through it.
 """
 from __future__ import annotations
 
@@ -49,31 +51,42 @@ def _runtime_nodes(tree: ast.AST):
 
 
 def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
-    """``{module: {imported module of the packages}}`` (module docstring)."""
+    """``{module: {modules of the packages its imports run}}`` (module docstring)."""
     known = set(files)
 
-    def owner(name: str) -> str | None:  # the longest known prefix: `a.b.c` -> module `a.b` if `a.b.c` is a name in it
+    def owner(name: str) -> str | None:  # the longest known prefix: `a.b.f` -> module `a.b` when f is a name in it
         parts = name.split(".")
         for i in range(len(parts), 0, -1):
             if ".".join(parts[:i]) in known:
                 return ".".join(parts[:i])
         return None
 
+    def prefixes(name: str) -> list[str]:  # `a.b.c` -> the known modules among a, a.b, a.b.c
+        parts = name.split(".")
+        return [p for p in (".".join(parts[:i]) for i in range(1, len(parts) + 1)) if p in known]
+
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         is_package = path.name == "__init__.py"
+        parts = module.split(".")
+        ancestors = {".".join(parts[:i]) for i in range(1, len(parts))}
         edges: set[str] = set()
         for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            targets = []
             if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
+                for alias in node.names:
+                    edges.update(p for p in prefixes(alias.name) if p not in ancestors)
             elif isinstance(node, ast.ImportFrom):
                 base = _resolve(module, is_package, node.level, node.module)
-                targets = [base] + [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
-            for target in targets:
-                hit = owner(target)
-                if hit is not None and hit != module:
-                    edges.add(hit)
+                edges.update(p for p in prefixes(base) if p not in ancestors)
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    if full in known:
+                        edges.add(full)
+                    elif base in ancestors or (alias.name == "*" and base in known):
+                        edges.add(base)  # a name from a package that is still initialising
+                    elif owner(full) is not None and owner(full) not in ancestors:
+                        edges.add(owner(full))
+        edges.discard(module)
         graph[module] = edges
     return graph
 
@@ -146,12 +159,21 @@ def test_function_level_and_submodule_imports_are_edges(tmp_path):
     (pkg / "sub" / "b.py").write_text("from ..c import X\n")
     (pkg / "c.py").write_text("import spectra_eval.a\nX = 1\n")
     (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from spectra_eval.a import f\n")
-    (tmp_path / "spectra_probe").mkdir()
+    # a package whose __init__ imports its children: a child taking a sibling module from it is no circle,
+    # a child taking a name the __init__ defines is one
+    (tmp_path / "spectra_probe" / "p").mkdir(parents=True)
+    (tmp_path / "spectra_probe" / "__init__.py").write_text("")
+    (tmp_path / "spectra_probe" / "p" / "__init__.py").write_text("from .m import M\nfrom .n import N\nVALUE = 1\n")
+    (tmp_path / "spectra_probe" / "p" / "m.py").write_text("from spectra_probe.p import n\nM = 1\n")
+    (tmp_path / "spectra_probe" / "p" / "n.py").write_text("def f():\n    from . import VALUE\nN = 1\n")
     graph = import_graph(module_files(tmp_path))
     assert graph["spectra_eval.a"] == {"spectra_eval.sub", "spectra_eval.sub.b"}
     assert graph["spectra_eval.sub.b"] == {"spectra_eval.c"}
     assert graph["spectra_eval.d"] == set()  # type-only imports do not run
-    assert circles(graph) == [["spectra_eval.a", "spectra_eval.c", "spectra_eval.sub.b"]]
+    assert graph["spectra_probe.p.m"] == {"spectra_probe.p.n"}
+    assert graph["spectra_probe.p.n"] == {"spectra_probe.p"}
+    assert circles(graph) == [["spectra_eval.a", "spectra_eval.c", "spectra_eval.sub.b"],
+                              ["spectra_probe.p", "spectra_probe.p.m", "spectra_probe.p.n"]]
 
 
 def test_no_import_circles():
