@@ -40,6 +40,7 @@ from spectra_eval.io import DistributionTable, read_distribution_table, align_ta
 
 __version__ = "0.1.0"
 __all__ = [
+    "prepare",
     "SpectraInputError",
     "check_distributions",
     "DistributionTable",
@@ -47,3 +48,13 @@ __all__ = [
     "align_tables",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    """``prepare`` (:func:`spectra_eval.data.prepare.prepare`) is imported on first use: ``import spectra_eval``
+    stays as light as the evaluation core."""
+    if name == "prepare":
+        from spectra_eval.data.prepare import prepare
+
+        return prepare
+    raise AttributeError(f"module 'spectra_eval' has no attribute {name!r}")

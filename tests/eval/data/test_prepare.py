@@ -95,7 +95,9 @@ def test_cli_writes_the_same_files(log, tmp_path, capsys):
 def test_prepare_imports_no_torch():
     import subprocess
 
-    code = ("import sys, spectra_eval.data.prepare, spectra_eval.commands.prepare; "
+    code = ("import sys, spectra_eval; assert 'spectra_eval.data.prepare' not in sys.modules; "
+            "from spectra_eval import prepare; import spectra_eval.commands.prepare; "
+            "assert prepare.__module__ == 'spectra_eval.data.prepare'; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
