@@ -66,7 +66,7 @@ def load_tokenizer_file(path: str | os.PathLike):
         raise SpectraInputError(f"{file}: not a tokenizers file ({str(exc).splitlines()[0]})") from None
 
 
-def token_counter(tokenizer_or_fn) -> Callable[[str], int]:
+def token_counter(tokenizer_or_fn) -> Callable[[str], int] | None:
     """A ``str -> int`` token counter from a callable or a tokenizer (``encode`` without special tokens)."""
     if tokenizer_or_fn is None:
         return None
@@ -117,7 +117,7 @@ def fit_to_budget(lines: Sequence[str], budget: int | None, count: Callable[[str
     return cut if cut and count(cut) <= budget else (last[:lo] if lo and count(last[:lo]) <= budget else "")
 
 
-def textualize(history: pd.DataFrame, items: pd.DataFrame, *, users: Sequence[str] | None = None,
+def textualize(history: pd.DataFrame, items: pd.DataFrame, *, users: Sequence[str] | np.ndarray | None = None,
                budget: int | None = None, tokenizer=None, progress: bool = False) -> pd.DataFrame:
     """Context text per user: ``DataFrame(user_id, context, n_items)`` for ``spectra probe --contexts``.
 
