@@ -166,7 +166,7 @@ def nested_split(split: Split, *, history_fraction: float | None = None, min_int
                                min_interactions=min_interactions, session_gap=split.session_gap)
 
 
-def category_mass(frame: pd.DataFrame, users: Sequence[str], categories: Sequence[str],
+def category_mass(frame: pd.DataFrame, users: Sequence[str] | np.ndarray, categories: Sequence[str],
                   mass: str = "split") -> np.ndarray:
     """Unnormalised per-user category mass, shape (n_users, K): m_u(c) = sum_i w_i(c) over u's rows.
 
