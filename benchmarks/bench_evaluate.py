@@ -13,10 +13,8 @@ Run ``python -m benchmarks evaluate``.
 from __future__ import annotations
 
 import resource
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 from scipy import stats as sps
@@ -24,9 +22,8 @@ from scipy.spatial.distance import jensenshannon
 
 from spectra_eval.evaluation import evaluate
 from spectra_eval.io import DistributionTable
+from spectra_eval.data.synthetic import synthetic_cohort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from make_example_cohort import make_cohort  # noqa: E402
 
 N_RESAMPLES = 1000
 
@@ -66,7 +63,7 @@ def scipy_subset(truth: np.ndarray, preds: dict[str, np.ndarray]) -> dict[str, f
 
 
 def bench_cohort(n_users: int = 20_000) -> dict:
-    frames = make_cohort(n_users, seed=0)
+    frames = synthetic_cohort(n_users, seed=0)
     tables = _tables(frames, ("truth", "probe", "dg"))
     mix = 0.5 * tables["probe"].probs + 0.5 * tables["dg"].probs  # a third method between the two
     tables["mix"] = DistributionTable(tables["truth"].users, tables["truth"].categories, mix, "mix")

@@ -14,31 +14,26 @@ tables and return typed results (:class:`spectra_eval.results.Result`: ``summary
 ``to_dict()``/``from_dict()``, ``save(dir)``, notebook display). They are imported on first use, so
 ``import spectra_eval`` (and the ``spectra`` command) stays fast.
 
-Where things live (one module per idea)
----------------------------------------
+Where things live (``ls`` shows the layers, lowest first)
+------------------------------------------------------
 =========================  ============================================================================
-``validation``             every input check (one-line :class:`SpectraInputError` naming file/row/column)
-``io``                     distribution and count tables, JSON documents, atomic outputs
-``catalogue``              one :class:`~spectra_eval.metrics.catalogue.Metric` spec per reported metric
-``divergences``,           metric kernels by family: each public function checks its input once and calls
-``ranking``, ``exposure``, an unchecked ``_kernel`` that the catalogue (and the evaluation) call directly
-``calibration``,
-``buckets``
-``stats``                  paired tests, Holm, the shared paired bootstrap, :class:`~spectra_eval.stats.PairedEffect`
-``fairness``               tail-preference quartiles and metadata strata
-``api``                    the Python verbs ``evaluate``, ``certify``, ``fuse``, ``steer`` (DataFrames in)
-``results``                :class:`~spectra_eval.results.Result`, the protocol of every result type
+``validation``, ``io``     the boundary: every public input check (one-line :class:`SpectraInputError`
+                           naming file/row/column); tables, JSON documents, atomic outputs
+``metrics/``               kernels by family (``divergences``, ``ranking``, ``exposure``, ``calibration``,
+                           ``buckets``) and ``catalogue`` (one :class:`~spectra_eval.metrics.catalogue.Metric`
+                           spec per reported metric)
+``stats``, ``fairness``    paired tests, Holm, the shared paired bootstrap, ``MeanCI``/``PairedEffect``;
+                           tail-preference quartiles and metadata strata
 ``evaluation``             :func:`~spectra_eval.evaluation.evaluate` -> typed ``Evaluation`` (``metrics.json``)
-``theory``, ``certify``,   TV-from-JS chains and population bounds; observed certificates; latent certificates
-``latent``                 from counts (``certificate.json``)
-``decoders``               DG list decoders
-``lists``                  recommendation lists as category distributions; ``taste_js`` to the history
-``steering``               steerability of a probed distribution under stated preferences (``steering.json``)
-``fusion``                 SPECTRA as a category prior on a base ranker, paper Appendix E (``fusion.json``)
-``data/``                  data sets, chronological splits, history priors, taxonomies (never imported by
-                           the evaluation, certificates or report)
+``certificates/``          ``bounds`` (TV-from-JS chains, population bounds), ``observed`` and ``latent``
+                           certificates (``certificate.json``)
+``analyses/``              ``fusion`` (Appendix E), ``steering``, ``lists``, and the robustness analyses
+``data/``                  data sets, splits, history priors, DG decoders, taxonomies, ``prepare``,
+                           ``synthetic`` (never imported by the evaluation, certificates or report)
 ``report/``                table model, markup, renderers, table modules, figures; ``DOCUMENTS`` and ``TABLES``
-``commands/``              one module per ``spectra`` subcommand, listed in ``cli.COMMANDS``
+``results``, ``api``       :class:`~spectra_eval.results.Result`, the protocol of every result type; the
+                           Python verbs (DataFrames in)
+``commands/``, ``cli``     one module per ``spectra`` subcommand, listed in ``cli.COMMANDS``
 =========================  ============================================================================
 
 Adding things
@@ -61,6 +56,7 @@ if TYPE_CHECKING:
     from spectra_eval.analyses.steering import SteeringResult
     from spectra_eval.api import certify, evaluate, fuse, steer
     from spectra_eval.certificates.observed import Certificate
+    from spectra_eval.data.prepare import prepare
     from spectra_eval.evaluation import Evaluation
     from spectra_eval.report import Report
     from spectra_eval.results import Result
@@ -70,28 +66,9 @@ __version__ = "0.1.0"
 #: public names imported on first use (module that defines each)
 _LAZY = {
     "evaluate": "spectra_eval.api", "certify": "spectra_eval.api", "fuse": "spectra_eval.api",
-    "steer": "spectra_eval.api", "Report": "spectra_eval.report", "Result": "spectra_eval.results",
+    "steer": "spectra_eval.api", "prepare": "spectra_eval.data.prepare", "Report": "spectra_eval.report", "Result": "spectra_eval.results",
     "Evaluation": "spectra_eval.evaluation", "Certificate": "spectra_eval.certificates.observed",
     "FusionResult": "spectra_eval.analyses.fusion", "SteeringResult": "spectra_eval.analyses.steering",
 }
 
 __all__ = [
-    "evaluate", "certify", "fuse", "steer", "Report",
-    "Result", "Evaluation", "Certificate", "FusionResult", "SteeringResult",
-    "DistributionTable", "CountTable", "read_distribution_table", "read_count_table", "align_tables",
-    "SpectraInputError", "check_distributions", "__version__",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'spectra_eval' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -15,6 +15,7 @@ import sys
 from spectra_eval.validation import SpectraInputError
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("spectra_eval.commands.prepare", "split an interaction log and write the inputs of probe, evaluate and certify"),
     "evaluate": ("spectra_eval.commands.evaluate", "score method tables against the truth, with CIs and paired tests"),
     "certify": ("spectra_eval.commands.certify", "certify probe-vs-DG dominance per user (observed; latent with --counts) and lift it"),
     "theory": ("spectra_eval.commands.theory", "evaluate the TV bound chains (phi) and the DKW cohort certificate"),

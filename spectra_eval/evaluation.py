@@ -36,6 +36,7 @@ from spectra_eval import stats
 from spectra_eval.metrics.buckets import _bucket_mass, _make_buckets
 from spectra_eval.metrics.catalogue import (COHORT, ENTROPY_KS, MASS_KS, MOMENTS, NDCG_KS, STECK_ALPHA, UNIT, USER, Context,
                                    Metric, catalogue, metric)
+from spectra_eval.metrics.calibration import N_BINS
 from spectra_eval.metrics.ranking import Rankings
 from spectra_eval.fairness import (QUANTILES, QuartileResult, StratumResult, align_meta, quartile_deltas,
                                    stratum_deltas, tail_mass, tail_quartiles)
@@ -441,7 +442,7 @@ def evaluate(
     reference: str,
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = stats.SEED,
-    n_bins: int = 20,
+    n_bins: int = N_BINS,
     meta: pd.DataFrame | None = None,
     *,
     meta_source: str | None = None,

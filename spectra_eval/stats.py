@@ -36,6 +36,8 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 from scipy import stats as _st
 
+from spectra_eval.validation import SpectraInputError
+
 CONFIDENCE = 0.95
 N_RESAMPLES = 1000
 SEED = 0
@@ -148,9 +150,9 @@ def paired_wilcoxon(a, b=None) -> PairedTest:
     if b is not None:
         d = d - np.asarray(b, dtype=np.float64).ravel()
     if d.size == 0:
-        raise ValueError("paired_wilcoxon needs at least one pair")
+        raise SpectraInputError("paired_wilcoxon needs at least one pair")
     if not np.isfinite(d).all():
-        raise ValueError("paired_wilcoxon: differences must be finite")
+        raise SpectraInputError("paired_wilcoxon: differences must be finite")
     n_nonzero = int(np.count_nonzero(d))
     if n_nonzero == 0:
         return PairedTest(statistic=0.0, pvalue=1.0, n=int(d.size), n_nonzero=0)
@@ -175,12 +177,12 @@ def paired_wilcoxon_columns(diff) -> list[PairedTest]:
     """
     d = np.asarray(diff, dtype=np.float64)
     if d.ndim != 2:
-        raise ValueError("paired_wilcoxon_columns expects a 2-D array (n, m)")
+        raise SpectraInputError("paired_wilcoxon_columns expects a 2-D array (n, m)")
     n, m = d.shape
     if n <= 50 or m == 0:
         return [paired_wilcoxon(d[:, j]) for j in range(m)]
     if not np.isfinite(d).all():
-        raise ValueError("paired_wilcoxon: differences must be finite")
+        raise SpectraInputError("paired_wilcoxon: differences must be finite")
     block = max(1, 2_000_000 // n)  # columns per step: bounds the temporaries to a few x 16 MB
     if m > block:
         return [t for j in range(0, m, block) for t in paired_wilcoxon_columns(d[:, j : j + block])]
@@ -240,9 +242,9 @@ def holm(pvalues) -> np.ndarray:
 
 def _check_draw(n: int, n_resamples: int) -> None:
     if n < 1:
-        raise ValueError("bootstrap needs at least one user")
+        raise SpectraInputError("bootstrap needs at least one user")
     if n_resamples < 1:
-        raise ValueError("n_resamples must be at least 1")
+        raise SpectraInputError("n_resamples must be at least 1")
 
 
 def bootstrap_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator | None = SEED) -> np.ndarray:
@@ -336,13 +338,13 @@ def bootstrap_means_many(values_list: Sequence, indices: np.ndarray | BootstrapD
     matrices = [v[:, None] if v.ndim == 1 else v for v in arrays]
     n = matrices[0].shape[0]
     if any(m.shape[0] != n for m in matrices):
-        raise ValueError("every array must have one row per user")
+        raise SpectraInputError("every array must have one row per user")
     if indices is None or np.isscalar(indices):
         indices = bootstrap_draw(n, N_RESAMPLES if indices is None else int(indices), seed)  # type: ignore[arg-type]
     if not isinstance(indices, BootstrapDraw):
         indices = np.asarray(indices)
     if len(indices.shape) != 2 or indices.shape[1] != n:
-        raise ValueError(f"indices must have shape (n_resamples, {n}), got {indices.shape}")
+        raise SpectraInputError(f"indices must have shape (n_resamples, {n}), got {indices.shape}")
     n_resamples = indices.shape[0]
     outs = [np.empty((n_resamples, m.shape[1])) for m in matrices]
     gathered = [np.ascontiguousarray(m.T) if m.shape[1] <= _GATHER_MAX_COLUMNS else None for m in matrices]

@@ -1,10 +1,15 @@
-"""Every input check of the library, in one module.
+"""The checks of arrays and arguments at the public boundary, and :class:`SpectraInputError`, the one error type
+for bad input.
 
 Public functions check their inputs here, once, at the boundary, then call unchecked kernels; nothing
 inside the package re-checks arrays that a boundary already checked (an :class:`~spectra_eval.io.DistributionTable`
 is checked when it is built). :func:`check_distributions` is the one path for probability vectors; the
 table reader passes user ids, category labels and the file name, so an error names the file, the user
-(row) and the column. Every check raises :class:`SpectraInputError` with a one-line message.
+(row) and the column. Checks that need a file's layout live beside its reader: table columns, ids and
+duplicates in :mod:`spectra_eval.io` (:func:`~spectra_eval.io.require_columns`, :func:`~spectra_eval.io.text_ids`,
+:func:`~spectra_eval.io.check_unique`), raw interaction logs in :mod:`spectra_eval.data.datasets`, and each
+analysis's own input files (items, candidates, requests) in its module. Every check raises
+:class:`SpectraInputError` with a one-line message.
 """
 from __future__ import annotations
 

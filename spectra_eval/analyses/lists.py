@@ -41,6 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from spectra_eval.metrics.ranking import dcg_discount
 from spectra_eval.io import USER_COL, DistributionTable, read_frame, require_columns, text_ids
 from spectra_eval.validation import SpectraInputError
 
@@ -57,7 +58,7 @@ def position_weights(ranks, scheme: str) -> np.ndarray:
     if scheme == "uniform":
         return np.ones_like(ranks)
     if scheme == "dcg":
-        return 1.0 / np.log2(ranks + 1.0)
+        return dcg_discount(ranks)
     raise SpectraInputError(f"list weights must be one of {', '.join(WEIGHTS)}, got {scheme!r}")
 
 
@@ -91,6 +92,14 @@ def items_from_frame(frame: pd.DataFrame, categories: Sequence[str],
     if not items:
         raise SpectraInputError(f"{source}: the table has no rows")
     return items
+
+
+def item_categories_frame(items: pd.DataFrame) -> pd.DataFrame:
+    """``item_id, categories`` (labels joined by ``|``) of an item table (``item_id``, ``categories`` tuples): the
+    items file ``spectra prepare`` writes and :func:`read_items` (``spectra fuse --items``, ``spectra evaluate
+    --items``) reads."""
+    return pd.DataFrame({ITEM_COL: items["item_id"].astype(str).to_numpy(),
+                         CATEGORIES_COL: items["categories"].map(CATEGORY_SEP.join).to_numpy()})
 
 
 def _positive_ranks(values: pd.Series, source: str, users: np.ndarray) -> np.ndarray:

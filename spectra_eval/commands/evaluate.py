@@ -21,6 +21,9 @@ between every method's distribution and the user's history distribution.
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from spectra_eval.metrics.calibration import N_BINS
+    from spectra_eval.stats import N_RESAMPLES, SEED
+
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--truth", required=True, metavar="T",
@@ -40,11 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the --pred NAME every other method is compared with (differences are method - reference)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="output directory for metrics.json and per_user.parquet (created if needed)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                        help="user-level bootstrap resamples, one paired draw shared by all methods (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draw (default 0)")
-    parser.add_argument("--bins", type=int, default=20, metavar="N",
-                        help="equal-width bins for the soft-label and top-1 ECE (default 20)")
+    parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="B",
+                        help=f"user-level bootstrap resamples, one paired draw shared by all methods (default {N_RESAMPLES})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the bootstrap draw (default {SEED})")
+    parser.add_argument("--bins", type=int, default=N_BINS, metavar="N",
+                        help=f"equal-width bins for the soft-label and top-1 ECE (default {N_BINS})")
     parser.add_argument("--meta", default=None, metavar="FILE",
                         help="optional metadata table: user_id plus stratum columns (e.g. activity, context_window); "
                              "adds per-stratum JS deltas with range and wins")

@@ -21,6 +21,7 @@ is written and the exit status is 2.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from spectra_eval.analyses.fusion import K, LAMBDAS
+    from spectra_eval.stats import N_RESAMPLES, SEED
 
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -35,8 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select-on", default=None, metavar="FILE",
                         help="validation candidates to choose best_lambda on (default: chosen on --candidates, "
                              "and labelled so)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="user-level resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
+    parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="B",
+                        help=f"user-level resamples (default {N_RESAMPLES})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the bootstrap draws (default {SEED})")
     parser.add_argument("--name", default=None, help="run name: writes fusion-NAME.json instead of fusion.json")
     parser.add_argument("--backbone", default=None, help="base ranker label for tables (default: NAME or 'base')")
 

@@ -15,10 +15,13 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from spectra_eval.report import LABEL_PREFIX
+
     parser.add_argument("dir", metavar="DIR", help="directory holding metrics.json and/or certificate.json")
     parser.add_argument("--out", metavar="OUTDIR", default=None, help="where to write (default: DIR)")
     parser.add_argument("--caption-prefix", default="", help="text put before every caption (e.g. the dataset)")
-    parser.add_argument("--label-prefix", default="tab:", help="prefix of every LaTeX \\label (default: tab:)")
+    parser.add_argument("--label-prefix", default=LABEL_PREFIX,
+                        help=f"prefix of every LaTeX \\label (default: {LABEL_PREFIX})")
     parser.add_argument("--no-pdf", action="store_true", help="do not run pdflatex even when it is installed")
 
 

@@ -16,6 +16,8 @@ written and the exit status is 2.
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from spectra_eval.stats import N_RESAMPLES, SEED
+
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--base", required=True, metavar="B",
@@ -28,9 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", default=None, metavar="T",
                         help="optional truth table: head/mid/tail buckets by its cohort-mean mass "
                              "(default: the base's)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                        help="resamples of the requests of each population (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
+    parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="B",
+                        help=f"resamples of the requests of each population (default {N_RESAMPLES})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the bootstrap draws (default {SEED})")
 
 
 def run(args) -> int:

@@ -522,3 +522,29 @@ def load_yelp(business: str | os.PathLike, review: str | os.PathLike, hierarchy:
     canonical = list(tree) if level == "l1" else list(parents)
     return _finish(ratings, items, f"Yelp ({review})", canonical,
                    parents=parents if level == "l2" else None)
+
+
+# ---------------------------------------------------------------- by name
+
+#: What a ``--dataset`` spec may be (``spectra prepare``, ``spectra train``).
+DATASET_SPECS = "ml-100k | movielens:DIR | table:FILE | yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]"
+
+
+def load_dataset(spec: str) -> Interactions:
+    """Interactions named by a ``--dataset`` spec: ``ml-100k`` (MovieLens-100k bundled with recbole,
+    :func:`load_movielens_100k_recbole`), ``movielens:DIR`` (any MovieLens release, :func:`load_movielens`),
+    ``table:FILE`` (a generic ``user_id, item_id, timestamp, categories`` table,
+    :func:`load_interactions_table`) or ``yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]`` (:func:`load_yelp`)."""
+    kind, _, rest = spec.partition(":")
+    if spec in ("ml-100k", "movielens-100k"):
+        return load_movielens_100k_recbole()
+    if kind == "movielens" and rest:
+        return load_movielens(rest)
+    if kind == "table" and rest:
+        return load_interactions_table(rest)
+    if kind == "yelp" and rest:
+        parts = rest.split(",")
+        if len(parts) not in (3, 4):
+            raise SpectraInputError(f"--dataset {spec!r}: expected yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]")
+        return load_yelp(*parts[:3], level=parts[3] if len(parts) == 4 else "l1")
+    raise SpectraInputError(f"--dataset {spec!r}: expected ml-100k, movielens:DIR, table:FILE or yelp:...")

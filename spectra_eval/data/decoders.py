@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from spectra_eval.metrics.ranking import dcg_discount
 from spectra_eval.validation import SpectraInputError, check_distributions
 
 SCHEMES = ("uniform", "rank", "oracle")
@@ -120,7 +121,7 @@ def decode_rank_weighted(lists, categories: Sequence) -> np.ndarray:
     ndarray, shape (n, K)
     """
     entries = _entries(lists, categories)
-    return _scatter(entries, 1.0 / np.log2(entries.ranks + 2.0))
+    return _scatter(entries, dcg_discount(entries.ranks + 1))  # ranks are 0-based
 
 
 def oracle_vertex(truth, lists, categories: Sequence | None = None) -> np.ndarray:

@@ -22,6 +22,9 @@ from spectra_eval.metrics.buckets import Buckets
 from spectra_eval.metrics.divergences import _kl
 from spectra_eval.validation import check_alpha, check_columns, check_positive_int, check_pred_truth, check_unit
 
+#: Default number of equal-width probability bins of the ECEs (``spectra evaluate --bins``).
+N_BINS = 20
+
 
 @dataclass(frozen=True)
 class ReliabilityBin:
@@ -85,7 +88,7 @@ def _binned_ece(p: np.ndarray, t: np.ndarray, n_bins: int, n_categories: int | N
     )
 
 
-def soft_label_ece(pred, truth, n_bins: int = 20, columns: Sequence[int] | None = None) -> EceResult:
+def soft_label_ece(pred, truth, n_bins: int = N_BINS, columns: Sequence[int] | None = None) -> EceResult:
     r"""Soft-label ECE over every (user, category) pair.
 
     Each pair contributes its predicted probability :math:`\hat p_u(c)` and its true probability
@@ -110,7 +113,7 @@ def soft_label_ece(pred, truth, n_bins: int = 20, columns: Sequence[int] | None 
     return _binned_ece(pred[:, cols].ravel(), truth[:, cols].ravel(), n_bins, len(cols))
 
 
-def stratified_ece(pred, truth, buckets: Buckets, n_bins: int = 20) -> dict[str, EceResult]:
+def stratified_ece(pred, truth, buckets: Buckets, n_bins: int = N_BINS) -> dict[str, EceResult]:
     r"""Soft-label ECE overall and within each head / mid / tail bucket.
 
     A bucket's ECE uses only the pairs :math:`(u, c)` with :math:`c` in the bucket, binned and weighted
@@ -144,7 +147,7 @@ def _stratified_ece(pred: np.ndarray, truth: np.ndarray, buckets: Buckets, n_bin
     return out
 
 
-def top1_ece(pred, truth, n_bins: int = 20) -> EceResult:
+def top1_ece(pred, truth, n_bins: int = N_BINS) -> EceResult:
     r"""ECE of each user's single most probable category.
 
     For user :math:`u` let :math:`c_u = \arg\max_c \hat p_u(c)` (ties: first column). The pairs

@@ -2,7 +2,9 @@ r"""The metric catalogue: one :class:`Metric` spec per number ``spectra evaluate
 
 A spec names the metric's JSON key, its kernel, its level, its direction, its unit, whether it is compared
 pairwise with the reference, and its label. :func:`spectra_eval.evaluation.evaluate`, the per-user table,
-the compared set and the report's columns and bold marks all read it; nothing else lists metrics.
+the compared set and the report's metric columns and bold marks all read it; nothing else lists the metrics of
+``spectra evaluate``. (The downstream analyses define their own numbers in their modules: fusion's NDCG@k and
+Recall@k per popularity slice, steering's shift and success rate, list taste; the certificates theirs.)
 
 Levels
 ------
@@ -47,7 +49,7 @@ from typing import Any, Callable, Sequence, cast
 import numpy as np
 
 from spectra_eval.metrics.buckets import Buckets, _bias, _bucket_bias, _bucket_mass
-from spectra_eval.metrics.calibration import _miscalibration_kl, _stratified_ece, _top1_ece
+from spectra_eval.metrics.calibration import N_BINS, _miscalibration_kl, _stratified_ece, _top1_ece
 from spectra_eval.metrics.divergences import _js, _tv
 from spectra_eval.metrics.exposure import _exposure_entropy
 from spectra_eval.metrics.ranking import Rankings, _mass_at_k, _ndcg
@@ -72,7 +74,7 @@ class Context:
 
     buckets: Buckets | None
     categories: tuple[str, ...]
-    n_bins: int = 20
+    n_bins: int = N_BINS
     steck_alpha: float = STECK_ALPHA
     ranks: Rankings = field(default_factory=lambda: Rankings(max(NDCG_KS + ENTROPY_KS + MASS_KS)))
     history: np.ndarray | None = None  # (n, K) each user's history distribution, aligned with the truth

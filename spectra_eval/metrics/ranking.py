@@ -91,8 +91,14 @@ class Rankings:
         return entry[1][:, :k]
 
 
+def dcg_discount(ranks) -> np.ndarray:
+    r"""The DCG position discount of 1-based ranks, :math:`w(r) = 1/\log_2(r + 1)` (rank 1 -> 1, rank 3 -> 1/2):
+    the one definition NDCG, the rank-weighted DG decoder, list distributions and the fusion metrics use."""
+    return 1.0 / np.log2(np.asarray(ranks, dtype=np.float64) + 1.0)
+
+
 def _discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
+    return dcg_discount(np.arange(1, k + 1))
 
 
 def _dcg(pred: np.ndarray, truth: np.ndarray, k: int, ranks: Rankings | None = None) -> np.ndarray:

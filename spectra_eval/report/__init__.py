@@ -1,20 +1,26 @@
-"""Paper-ready tables and figures from the JSON that ``spectra evaluate``, ``certify`` (and later commands) write.
+"""Paper-ready tables and figures from the JSON that ``spectra evaluate``, ``certify``, ``fuse`` and ``steer`` write.
 
 Computation and rendering are separate (as in ranx's ``Report``):
 
 * :data:`DOCUMENTS`: the JSON outputs a report reads, each with the typed result it is rebuilt into
   (``metrics.json`` -> :class:`~spectra_eval.evaluation.Evaluation`, ``certificate.json`` ->
   :class:`~spectra_eval.certificates.observed.Certificate`, ``fusion.json`` and every ``fusion-NAME.json`` ->
-  :class:`~spectra_eval.analyses.fusion.FusionRuns`, one run per file);
+  :class:`~spectra_eval.analyses.fusion.FusionRuns`, one run per file; ``steering.json`` ->
+  :class:`~spectra_eval.analyses.steering.SteeringResult`);
 * :data:`TABLES`: one :class:`TableSpec` per table: the document it needs, the function that computes a
-  :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies. Table functions live
-  in :mod:`.metric_tables` and :mod:`.certificate_tables`; figures in :mod:`.figures`;
+  :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies: ``tail_mass``, ``js``,
+  ``ndcg``, ``quartiles``, ``strata``, ``ece``, ``top1_ece``, ``category_wins``, ``taste`` (:mod:`.metric_tables`),
+  ``certificate``, ``certificate_aggregate``, ``certificate_population``, ``dkw`` (:mod:`.certificate_tables`),
+  ``fusion`` (:mod:`.fusion_tables`), ``steering`` (:mod:`.steering_tables`); figures in :mod:`.figures`
+  (:data:`~spectra_eval.report.figures.FIGURES`). Every table has Markdown and LaTeX golden files
+  (``tests/golden/KEY.md``, ``KEY.tex``);
 * :mod:`.render`: the only two formatters (Markdown, LaTeX); :mod:`.markup`: escaping and number formats;
 * :class:`Report`: the documents plus caption/label options; exports Markdown, LaTeX, a standalone LaTeX
   document and pandas DataFrames, and round-trips through :meth:`Report.to_dict` / :meth:`Report.from_dict`.
 
-A new table is one function plus one line in :data:`TABLES`; a new kind of output one line in
-:data:`DOCUMENTS`.
+A new table is one function, one line in :data:`TABLES` and its name in the list above; its golden files come from
+``SPECTRA_UPDATE_GOLDEN=1 pytest tests/eval/report/test_golden.py`` (review them). A new kind of output is one
+line in :data:`DOCUMENTS`.
 """
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ __all__ = ["Report", "TABLES", "DOCUMENTS", "Table", "Column", "Row", "Cell", "e
            "markup_to_plain", "DAGGER", "DDAGGER", "DASH", "READING_NAMES"]
 
 REPORT_SCHEMA = "spectra.report/1"
+#: Default prefix of every LaTeX ``\\label`` (``spectra report --label-prefix``).
+LABEL_PREFIX = "tab:"
 METRICS_FILE = "metrics.json"
 CERTIFICATE_FILE = "certificate.json"
 
@@ -132,7 +140,7 @@ class Report:
     """
 
     def __init__(self, metrics: Evaluation | Mapping | None = None, certificate: Certificate | Mapping | None = None,
-                 *, caption_prefix: str = "", label_prefix: str = "tab:",
+                 *, caption_prefix: str = "", label_prefix: str = LABEL_PREFIX,
                  captions: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
                  source: str = "<memory>", **documents: Any) -> None:
         unknown = set(documents) - set(DOCUMENTS)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from spectra_eval.metrics.catalogue import Metric
 from spectra_eval.report.markup import DASH, fmt_int, fmt_number, fmt_p, markup_to_plain
+from spectra_eval.report.render import render_latex, render_markdown
+from spectra_eval.validation import SpectraInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,13 +99,9 @@ class Table:
         return pd.DataFrame(data, index=pd.Index(labels, name=markup_to_plain(self.row_header)))
 
     def to_markdown(self) -> str:
-        from spectra_eval.report.render import render_markdown
-
         return render_markdown(self)
 
     def to_latex(self) -> str:
-        from spectra_eval.report.render import render_latex
-
         return render_latex(self)
 
 
@@ -164,7 +162,7 @@ def embolden(cells: Sequence[Cell], direction: str | None, target: float | None 
             return cells
         key = lambda v: abs(v - target)  # noqa: E731
     else:
-        raise ValueError(f"unknown direction {direction!r}")
+        raise SpectraInputError(f"unknown direction {direction!r}")
     best = min(key(v) for _, v in scored)
     for i, v in scored:
         if abs(key(v) - best) <= 1e-12:

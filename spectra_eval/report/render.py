@@ -6,11 +6,13 @@ tables and figures in a standalone article that plain ``pdflatex`` compiles.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, _latex_math_number, latex_escape, markup_to_latex,
                                         markup_to_plain, md_escape)
-from spectra_eval.report.model import Cell, Column, Table
+
+if TYPE_CHECKING:  # annotations only: model.Table renders itself through this module, so no runtime import back
+    from spectra_eval.report.model import Cell, Column, Table
 
 
 def _md_cell(c: Cell) -> str:
@@ -137,7 +139,6 @@ def _groups(columns: Sequence[Column]) -> list[tuple[str, int, int]]:
 
 LATEX_PACKAGES = (r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}", r"\usepackage{booktabs}",
                   r"\usepackage{array}")
-LATEX_PREAMBLE = "\n".join(LATEX_PACKAGES)
 
 
 def latex_document(tables: Sequence[Table], figures: Iterable[tuple[str, str]] = (),

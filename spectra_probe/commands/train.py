@@ -20,7 +20,7 @@ history windows; the reasons and measurements are in ``spectra_probe/training/pr
 ``yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]``); the command splits it chronologically (80/20 per user), builds
 the CPT corpus from the history windows and item metadata, and the SFT examples from a nested split of the
 history (so the evaluation window is never trained on). ``--export DIR`` also writes what ``spectra probe``
-and ``spectra evaluate`` read: ``contexts.csv``, ``truth.csv``, ``meta.csv``, ``categories.txt``, the
+and ``spectra evaluate`` read (what ``spectra prepare`` writes, contexts cut with the trained tokenizer): ``contexts.csv``, ``truth.csv``, ``meta.csv``, ``categories.txt``, the
 history priors, ``requests.csv`` (seeded steering requests for ``spectra probe --requests``: per user one per
 direction and granularity, targets from categories the user has and has not seen) and ``items.csv``. Instead of ``--dataset``, ``--data FILE`` takes a prebuilt CSV/Parquet: a ``text`` column
 for CPT, ``prompt`` and ``target`` columns for SFT.
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from spectra_eval.data.datasets import DATASET_SPECS
     from spectra_probe.training import C8_TARGET_MODULES, TINY_MODEL, TrainConfig
 
     d = TrainConfig()
@@ -52,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--from-scratch", action="store_true",
                      help="CPT only: train a tokenizer on the corpus and build a small Qwen3 model")
     data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument("--dataset", help="ml-100k | movielens:DIR | table:FILE | yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]")
+    data.add_argument("--dataset", help=DATASET_SPECS)
     data.add_argument("--data", help="prebuilt CSV/Parquet: column 'text' (cpt) or 'prompt','target' (sft)")
     parser.add_argument("--out", required=True,
                         help="output directory (model+tokenizer for cpt; adapter for sft, or the model with "
@@ -118,25 +119,6 @@ def _config(args):
     return dataclasses.replace(base, **changes)
 
 
-def load_dataset(spec: str):
-    """Interactions named by a ``--dataset`` spec (see the module docstring)."""
-    from spectra_eval.data import datasets
-
-    kind, _, rest = spec.partition(":")
-    if spec in ("ml-100k", "movielens-100k"):
-        return datasets.load_movielens_100k_recbole()
-    if kind == "movielens" and rest:
-        return datasets.load_movielens(rest)
-    if kind == "table" and rest:
-        return datasets.load_interactions_table(rest)
-    if kind == "yelp" and rest:
-        parts = rest.split(",")
-        if len(parts) not in (3, 4):
-            raise SpectraInputError(f"--dataset {spec!r}: expected yelp:BUSINESS,REVIEW,HIERARCHY[,l1|l2]")
-        return datasets.load_yelp(*parts[:3], level=parts[3] if len(parts) == 4 else "l1")
-    raise SpectraInputError(f"--dataset {spec!r}: expected ml-100k, movielens:DIR, table:FILE or yelp:...")
-
-
 def _samples(values, preset: str) -> dict[str, int]:
     from spectra_probe.training import C8_SAMPLES, TINY_SAMPLES
 
@@ -182,6 +164,8 @@ def _read_columns(path: str, columns: tuple[str, ...]):
 
 def run(args) -> int:
     import torch
+
+    from spectra_eval.data.datasets import load_dataset
 
     from spectra_probe import training as T
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from spectra_eval.io import write_frame
-from spectra_probe.recommenders.data import item_categories_frame, sequence_data
+from spectra_eval.analyses.lists import item_categories_frame
+from spectra_probe.recommenders.data import sequence_data
 from spectra_probe.recommenders.pipeline import recommend
 from spectra_probe.recommenders.training import preset
 

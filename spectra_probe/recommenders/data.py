@@ -58,15 +58,6 @@ class SequenceData:
         return pd.DataFrame({"item_id": self.item_ids[1:], "count": counts})
 
 
-def item_categories_frame(items: pd.DataFrame) -> pd.DataFrame:
-    """``item_id, categories`` (labels joined by ``|``): the items file layout ``spectra train --export`` writes,
-    which ``spectra fuse --items`` and ``spectra evaluate --items`` read."""
-    from spectra_eval.analyses.lists import CATEGORY_SEP
-
-    return pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy(),
-                         "categories": items["categories"].map(CATEGORY_SEP.join).to_numpy()})
-
-
 def sequence_data(data: Interactions, split: Split | None = None, *, which: str = "test",
                   min_interactions: int = 5) -> SequenceData:
     """Training sequences and held-out items (module docstring) of ``data``'s chronological split.

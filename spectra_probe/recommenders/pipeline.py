@@ -13,8 +13,8 @@ import numpy as np
 from spectra_eval.data.datasets import Interactions
 from spectra_eval.data.splits import Split
 from spectra_eval.io import write_frame
-from spectra_probe.recommenders.data import (candidates_frame, item_categories_frame, sample_negatives,
-                                             sequence_data)
+from spectra_eval.analyses.lists import item_categories_frame
+from spectra_probe.recommenders.data import candidates_frame, sample_negatives, sequence_data
 from spectra_probe.recommenders.training import RecConfig, fit, score
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Torch-free training data: the nested SFT split, CPT documents, SFT examples and their token sequences.
 
 SFT prompts are rendered by :class:`spectra_probe.templates.PromptBuilder` from the same
-:class:`~spectra_probe.templates.PromptTemplates` and the same context text (:mod:`spectra_probe.textualize`)
+:class:`~spectra_probe.templates.PromptTemplates` and the same context text (:mod:`spectra_eval.data.textualize`)
 the probe uses, so training optimises exactly the logits the probe reads. Tasks (targets sampled per user
 from the target distribution theta of the SFT window):
 
@@ -40,7 +40,7 @@ from spectra_eval.validation import SpectraInputError
 from spectra_probe.backends.base import PromptGroup, ScoreRequest, leading_special_ids, plan_groups
 from spectra_probe.scoring.choice import choice_labels
 from spectra_probe.templates import PromptBuilder, PromptTemplates
-from spectra_probe.textualize import item_lines, textualize
+from spectra_eval.data.textualize import item_lines, textualize
 
 from .presets import C8_SAMPLES
 
@@ -114,7 +114,7 @@ def sft_split(split: Split, *, history_fraction: float | None = None, min_intera
 
 def contexts_for(history: pd.DataFrame, items: pd.DataFrame, users, *, tokenizer=None,
                  budget: int | None = None) -> pd.DataFrame:
-    """``user_id, context, n_items`` via :func:`spectra_probe.textualize.textualize` (the shared template)."""
+    """``user_id, context, n_items`` via :func:`spectra_eval.data.textualize.textualize` (the shared template)."""
     return textualize(history, items, users=users, budget=budget, tokenizer=tokenizer,
                       progress=len(users) > 2000)
 
@@ -169,7 +169,7 @@ def sft_examples(contexts: pd.DataFrame, theta: DistributionTable, *, templates:
     Parameters
     ----------
     contexts : DataFrame
-        ``user_id, context`` (from :func:`spectra_probe.textualize.textualize` on the SFT history window).
+        ``user_id, context`` (from :func:`spectra_eval.data.textualize.textualize` on the SFT history window).
     theta : DistributionTable
         Target distribution per user (the truth of the SFT window); users missing from ``contexts`` are an
         error.

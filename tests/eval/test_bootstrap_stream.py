@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spectra_eval import stats
+from spectra_eval.validation import SpectraInputError
 from spectra_eval.evaluation import evaluate
 from spectra_eval.io import DistributionTable
 
@@ -36,7 +37,7 @@ def test_streamed_means_equal_materialised_means(columns):
     streamed = stats.bootstrap_means(values, draw)
     np.testing.assert_array_equal(streamed, stats.bootstrap_means(values, np.asarray(draw)))
     np.testing.assert_array_equal(streamed, stats.bootstrap_means(values, 250, seed=2))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(SpectraInputError, match="shape"):
         stats.bootstrap_means(values[:300], draw)
 
 
@@ -51,7 +52,7 @@ def test_one_pass_over_several_arrays_equals_one_pass_each():
     for values, got in zip(arrays, together):
         np.testing.assert_array_equal(got, stats.bootstrap_means(values, draw, chunk=17))
         np.testing.assert_allclose(got, np.asarray(values)[np.asarray(draw)].mean(axis=1), rtol=1e-12)
-    with pytest.raises(ValueError, match="one row per user"):
+    with pytest.raises(SpectraInputError, match="one row per user"):
         stats.bootstrap_means_many([arrays[0], arrays[1][:300]], draw)
 
 

@@ -10,16 +10,15 @@ import pandas as pd
 import pytest
 
 from spectra_eval.cli import main
+from spectra_eval.data.synthetic import synthetic_cohort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from make_example_cohort import make_cohort  # noqa: E402
 
 N = 60
 
 
 @pytest.fixture()
 def files(tmp_path):
-    frames = make_cohort(N, seed=2)
+    frames = synthetic_cohort(N, seed=2)
     paths = {}
     for name, frame in frames.items():
         paths[name] = tmp_path / f"{name}.csv"

@@ -1,7 +1,5 @@
 """spectra_eval.evaluation: every reported number against an independent computation."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,8 @@ from statsmodels.stats.multitest import multipletests
 from spectra_eval.evaluation import Evaluation, evaluate
 from spectra_eval.io import DistributionTable, json_safe
 from spectra_eval.validation import SpectraInputError
+from spectra_eval.data.synthetic import synthetic_cohort
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from make_example_cohort import make_cohort  # noqa: E402
 
 B = 200
 SEED = 3
@@ -23,7 +20,7 @@ SEED = 3
 
 @pytest.fixture(scope="module")
 def cohort():
-    frames = make_cohort(240, seed=1)
+    frames = synthetic_cohort(240, seed=1)
     tables = {k: DistributionTable.from_frame(frames[k], source=f"{k}.csv") for k in ("truth", "probe", "dg")}
     return tables, frames["meta"]
 

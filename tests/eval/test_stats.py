@@ -6,6 +6,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from spectra_eval import stats
+from spectra_eval.validation import SpectraInputError
 
 
 # ------------------------------------------------------------------ Wilcoxon
@@ -37,9 +38,9 @@ def test_wilcoxon_all_zero_differences():
 
 
 def test_wilcoxon_rejects_nan_and_empty():
-    with pytest.raises(ValueError):
+    with pytest.raises(SpectraInputError):
         stats.paired_wilcoxon([1.0, np.nan])
-    with pytest.raises(ValueError):
+    with pytest.raises(SpectraInputError):
         stats.paired_wilcoxon([])
 
 
@@ -117,11 +118,11 @@ def test_paired_bootstrap_shares_the_draw():
 
 
 def test_bootstrap_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(SpectraInputError):
         stats.bootstrap_indices(0, 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(SpectraInputError):
         stats.bootstrap_indices(5, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(SpectraInputError):
         stats.bootstrap_means(np.ones(5), np.zeros((3, 4), dtype=int))
 
 

@@ -9,8 +9,8 @@ import pytest
 from spectra_eval.data.datasets import Interactions
 from spectra_eval.data.splits import chronological_split
 from spectra_eval.analyses.fusion import Candidates, candidate_metrics
-from spectra_probe.recommenders.data import (candidates_frame, item_categories_frame, sample_negatives,
-                                             sequence_data)
+from spectra_eval.analyses.lists import item_categories_frame
+from spectra_probe.recommenders.data import candidates_frame, sample_negatives, sequence_data
 
 torch = pytest.importorskip("torch")
 from spectra_probe.recommenders import training as T  # noqa: E402

@@ -10,11 +10,14 @@ dropped from the OLDEST end until the whole context encodes to at most ``budget`
 the exact joined text (BPE merges need not be additive), so ``count(context) <= budget`` always holds. The
 prompt templates of :mod:`spectra_probe.templates` wrap this text (a fixed overhead on top of the budget).
 
-This module imports neither torch nor transformers; a tokenizer is only used through ``encode``.
+This module imports neither torch nor transformers; a tokenizer is only used through ``encode``
+(:func:`load_tokenizer_file` reads a model's ``tokenizer.json`` with the ``tokenizers`` package).
 """
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -42,7 +45,28 @@ def item_lines(items: pd.DataFrame) -> pd.Series:
     return pd.Series(lines, index=items["item_id"].astype(str).to_numpy(), dtype=object)
 
 
-def token_counter(tokenizer_or_fn) -> Callable[[str], int]:
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def load_tokenizer_file(path: str | os.PathLike):
+    """A ``tokenizers.Tokenizer`` from ``tokenizer.json`` or a model directory holding one (no torch, no
+    transformers): the same token counts as the model's fast tokenizer without special tokens."""
+    path = Path(path)
+    file = path / TOKENIZER_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise SpectraInputError(f"{path}: no {TOKENIZER_FILE} (give the file or the model directory holding it)")
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise SpectraInputError(f"{file}: reading a tokenizer file needs the 'tokenizers' package "
+                                "(pip install tokenizers)") from None
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+        raise SpectraInputError(f"{file}: not a tokenizers file ({str(exc).splitlines()[0]})") from None
+
+
+def token_counter(tokenizer_or_fn) -> Callable[[str], int] | None:
     """A ``str -> int`` token counter from a callable or a tokenizer (``encode`` without special tokens)."""
     if tokenizer_or_fn is None:
         return None
@@ -93,7 +117,7 @@ def fit_to_budget(lines: Sequence[str], budget: int | None, count: Callable[[str
     return cut if cut and count(cut) <= budget else (last[:lo] if lo and count(last[:lo]) <= budget else "")
 
 
-def textualize(history: pd.DataFrame, items: pd.DataFrame, *, users: Sequence[str] | None = None,
+def textualize(history: pd.DataFrame, items: pd.DataFrame, *, users: Sequence[str] | np.ndarray | None = None,
                budget: int | None = None, tokenizer=None, progress: bool = False) -> pd.DataFrame:
     """Context text per user: ``DataFrame(user_id, context, n_items)`` for ``spectra probe --contexts``.
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spectra_eval.validation import SpectraInputError
-from spectra_probe.textualize import fit_to_budget, item_line, textualize
+from spectra_eval.data.textualize import fit_to_budget, item_line, textualize
 
 ITEMS = pd.DataFrame({
     "item_id": ["1", "2", "3", "4"],
