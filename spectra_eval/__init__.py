@@ -66,9 +66,29 @@ __version__ = "0.1.0"
 #: public names imported on first use (module that defines each)
 _LAZY = {
     "evaluate": "spectra_eval.api", "certify": "spectra_eval.api", "fuse": "spectra_eval.api",
-    "steer": "spectra_eval.api", "prepare": "spectra_eval.data.prepare", "Report": "spectra_eval.report", "Result": "spectra_eval.results",
+    "steer": "spectra_eval.api", "prepare": "spectra_eval.data.prepare", "Report": "spectra_eval.report",
+    "Result": "spectra_eval.results",
     "Evaluation": "spectra_eval.evaluation", "Certificate": "spectra_eval.certificates.observed",
     "FusionResult": "spectra_eval.analyses.fusion", "SteeringResult": "spectra_eval.analyses.steering",
 }
 
 __all__ = [
+    "evaluate", "certify", "fuse", "steer", "prepare", "Report",
+    "Result", "Evaluation", "Certificate", "FusionResult", "SteeringResult",
+    "DistributionTable", "CountTable", "read_distribution_table", "read_count_table", "align_tables",
+    "SpectraInputError", "check_distributions", "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spectra_eval' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
