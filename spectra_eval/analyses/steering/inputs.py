@@ -164,7 +164,7 @@ def requests_from_frame(frame: pd.DataFrame, categories: Sequence[str] | None = 
                     frame[rest].reset_index(drop=True) if rest else None)
 
 
-def make_requests(users: Sequence[str], categories: Sequence[str], seen: np.ndarray, *, seed: int = 0,
+def make_requests(users: Sequence[str] | np.ndarray, categories: Sequence[str], seen: np.ndarray, *, seed: int = 0,
                   coarse_size: int = 3) -> pd.DataFrame:
     """A seeded requests table for a cohort: per user, one request for each direction (``+``, ``-``) and
     granularity (``fine``: one category; ``coarse``: a group of ``coarse_size`` categories).
