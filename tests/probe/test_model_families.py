@@ -114,11 +114,22 @@ def max_diff(a, b) -> float:
 # ---------------------------------------------------------------- the backend API, every family
 
 
-def test_family_needs(family):
+def test_family_needs(family, tok):
     name, model, naive = family
     impl, windows = NEEDS[name]
     assert model.config._attn_implementation == impl  # Gemma 2: eager (sdpa cannot soft-cap attention logits)
     assert attention_windows(model.config) == windows
+    if name == "gemma2":  # both soft-caps bend this random model's values, so packed = naive covers them
+        model = build_family(name, tok)  # a copy to alter
+        ids = torch.tensor([tok(CONTEXTS[0], add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            raw = model.lm_head(model.model(input_ids=ids).last_hidden_state)
+            capped = model(input_ids=ids).logits
+            assert (raw - capped).abs().max() > 0.1  # final cap 3: tanh bends these logits
+            for layer in model.model.layers:
+                layer.self_attn.attn_logit_softcapping = None
+            uncapped = model(input_ids=ids).logits
+        assert (capped - uncapped).abs().max() > 1e-2
 
 
 def test_naive_equals_the_models_own_forward(family, tok):
@@ -287,3 +298,22 @@ def test_spectra_probe_records_the_fallback(tok, probe_inputs, tmp_path, monkeyp
     assert backend["engine"] == "naive" and "Gemma2ForCausalLM" in backend["engine_fallback"]
     np.testing.assert_allclose(read_distribution_table(out).probs, read_distribution_table(reference).probs,
                                atol=1e-12, rtol=0)
+
+
+def test_gemma3_multimodal_checkpoint_class(tok):
+    """Gemma 3 checkpoints of 4B and up load (AutoModelForCausalLM) as Gemma3ForConditionalGeneration: its text
+    decoder is found through ``get_decoder`` and packed = naive there too (text-only prompts)."""
+    text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.1, pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id, bos_token_id=None, **FAMILIES["gemma3"][2])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                  patch_size=14)
+    torch.manual_seed(0)
+    model = transformers.Gemma3ForConditionalGeneration(transformers.Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, tie_word_embeddings=False)).float().eval()
+    reqs = raw_requests(tok)
+    naive = HFBackend.from_model(model, tok, engine="naive").score(reqs)
+    for chunk_size in (None, 24):
+        packed = HFBackend.from_model(model, tok, engine="packed", chunk_size=chunk_size)
+        assert packed.engine == "packed"
+        assert_same(packed.score(reqs), naive)
