@@ -314,8 +314,6 @@ class HFBackend(Backend):
 
     # ---- packed engine
     def _score_packed(self, groups: list[PromptGroup], sink: "_Sink") -> None:
-        import torch
-
         small = [g for g in groups if g.n_tokens <= self.chunk_size]
         large = [g for g in groups if g.n_tokens > self.chunk_size]
         rows = first_fit(small, self.chunk_size)

@@ -26,31 +26,13 @@ from spectra_probe.backends.packed import attention_windows, packed_unsupported 
 from spectra_probe.scoring import ScorerOptions, make_scorer  # noqa: E402
 from spectra_probe.templates import PromptBuilder, PromptTemplates  # noqa: E402
 from spectra_probe.training.tiny import save_tiny  # noqa: E402
+from tests.probe.families import FAMILIES, WINDOW, build_family  # noqa: E402
 
 ATOL = 1e-4  # float32: packed and naive differ only by summation order (observed <= 1e-5)
-WINDOW = 8  # sliding window, shorter than every prompt below (so the window changes what a query sees)
 CATS = ("Comedy", "Drama", "Action", "Sci-Fi", "Film-Noir", "Children's", "Romance")
 CONTEXTS = ("the user watched comedy drama and then liked romance",
             "liked action movie film thriller sci-fi adventure",
             "rated documentary history war film-noir crime mystery recently")
-
-#: family -> (config class, model class, family-specific config). Sliding windows are on wherever the family has
-#: them; Gemma 2's soft-capping is tightened so that the tanh bends the logits of a random model.
-FAMILIES = {
-    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
-              dict(head_dim=16, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1)),
-    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(use_sliding_window=True, sliding_window=WINDOW,
-                                                      max_window_layers=1)),
-    "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
-    "mistral": ("MistralConfig", "MistralForCausalLM", dict(head_dim=16, sliding_window=WINDOW)),
-    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
-               dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=WINDOW, attn_logit_softcapping=2.0,
-                    final_logit_softcapping=3.0)),
-    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM",
-               dict(head_dim=16, query_pre_attn_scalar=16, sliding_window=WINDOW,
-                    layer_types=["sliding_attention", "full_attention"])),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(sliding_window=WINDOW)),
-}
 
 #: What each family needs from the engine (transformers 5.24), checked in test_family_needs.
 NEEDS = {
@@ -62,17 +44,6 @@ NEEDS = {
     "gemma3": ("sdpa", {"sliding_attention": WINDOW, "full_attention": None}),
     "phi3": ("sdpa", {None: WINDOW}),
 }
-
-
-def build_family(family: str, tok, seed: int = 0, **overrides):
-    """A random 2-layer, hidden-64 model of ``family`` in float32, eval mode (transformers' attention choice)."""
-    config_cls, model_cls, extra = FAMILIES[family]
-    config = getattr(transformers, config_cls)(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.1, tie_word_embeddings=False,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None, **{**extra, **overrides})
-    torch.manual_seed(seed)
-    return getattr(transformers, model_cls)(config).float().eval()
 
 
 @pytest.fixture(scope="module")
@@ -304,8 +275,9 @@ def test_gemma3_multimodal_checkpoint_class(tok):
     """Gemma 3 checkpoints of 4B and up load (AutoModelForCausalLM) as Gemma3ForConditionalGeneration: its text
     decoder is found through ``get_decoder`` and packed = naive there too (text-only prompts)."""
     text = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.1, pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id, bos_token_id=None, **FAMILIES["gemma3"][2])
+                num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.1,
+                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
+                **FAMILIES["gemma3"][2])
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
                   patch_size=14)
     torch.manual_seed(0)
