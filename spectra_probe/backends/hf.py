@@ -106,15 +106,20 @@ class HFBackend(Backend):
         path = check_model_dir(model_dir)
         adapter_path = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=getattr(torch, dtype),
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
-            # load straight onto the GPU (no CPU copy of a large model); CPU keeps the default path
-            **({"device_map": device} if str(device).startswith("cuda") else {}),
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=getattr(torch, dtype),
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                attn_implementation=attn_implementation,
+                # load straight onto the GPU (no CPU copy of a large model); CPU keeps the default path
+                **({"device_map": device} if str(device).startswith("cuda") else {}),
+            )
+        except ValueError as err:  # e.g. sdpa asked of Gemma 2: transformers' message, one line, located
+            if attn_implementation is None or "attention implementation" not in str(err):
+                raise
+            raise SpectraInputError(f"model {str(path)!r}: {str(err).splitlines()[0]}") from err
         if adapter_path is not None:
             from peft import PeftModel
 

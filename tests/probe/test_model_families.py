@@ -258,6 +258,14 @@ def test_spectra_probe_runs_the_family(tok, probe_inputs, tmp_path, name):
         np.testing.assert_allclose(tables["packed"], tables["naive"], atol=ATOL, rtol=0)
 
 
+def test_an_attention_the_model_cannot_run_is_a_located_error(tok, tmp_path):
+    model_dir = save_tiny(build_family("gemma2", tok), tok, tmp_path / "gemma2")
+    with pytest.raises(SpectraInputError, match=r"gemma2'.*Gemma2ForCausalLM does not support.*scaled_dot_product"):
+        HFBackend(model_dir, attn_implementation="sdpa")
+    backend = HFBackend(model_dir)  # transformers' choice: eager
+    assert backend.describe()["attn_implementation"] == "eager" and backend.engine == "packed"
+
+
 def test_spectra_probe_records_the_fallback(tok, probe_inputs, tmp_path, monkeypatch):
     model_dir = save_tiny(build_family("gemma2", tok), tok, tmp_path / "gemma2")
     reference = tmp_path / "naive.csv"
