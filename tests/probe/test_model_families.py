@@ -152,6 +152,36 @@ def test_scorers_packed_equals_naive(family, tok, case):
     assert np.abs(np.diff(ref.probs, axis=1)).max() > 1e-3  # the scores are not flat: equality means something
 
 
+def test_window_masks_follow_the_naive_positions():
+    """Hand-worked definition: in a packed row, query i sees key j iff both belong to one user, j is in the context or
+    in i's own suffix, and 0 <= pos_i - pos_j < W, where pos is the position in that user's ``prefix + suffix``; keys
+    of a cached prefix sit at positions 0 .. P-1. A window mask is handed out per layer type when types differ."""
+    from spectra_probe.backends.base import PromptGroup
+    from spectra_probe.backends.packed import attention_masks, layout, layout_tails, stack_layouts
+
+    groups = [PromptGroup([1] * 6, [[2] * 3, [3] * 2]), PromptGroup([4] * 5, [[5] * 4])]
+    ids, pos, grp, seg = stack_layouts([layout(groups)], 0)
+    windows = {"sliding_attention": 4, "full_attention": None}
+    masks = attention_masks(grp, seg, pos, 0, torch.float32, windows)
+    assert set(masks) == set(windows)
+    p, g, s = pos[0].numpy(), grp[0].numpy(), seg[0].numpy()
+    for name, w in windows.items():
+        allowed = masks[name][0, 0].numpy() == 0
+        for i in range(len(p)):
+            for j in range(len(p)):
+                same = g[i] == g[j] and (s[j] == 0 or s[j] == s[i]) and j <= i
+                assert allowed[i, j] == (same and (w is None or p[i] - p[j] < w)), (name, i, j)
+    # the cached-prefix layout: P = 6 context keys first, then the chunk's own keys
+    ids, pos, grp, seg = stack_layouts([layout_tails(groups[0], [0, 1], 6)], 0)
+    mask = attention_masks(grp, seg, pos, 6, torch.float32, {None: 4})
+    allowed, p, s = mask[0, 0].numpy() == 0, pos[0].numpy(), seg[0].numpy()
+    key_pos, key_seg = np.concatenate([np.arange(6), p]), np.concatenate([np.zeros(6, int), s])
+    for i in range(len(p)):
+        for j in range(len(key_pos)):
+            own = key_seg[j] == 0 or (key_seg[j] == s[i] and j - 6 <= i)
+            assert allowed[i, j] == (own and 0 <= p[i] - key_pos[j] < 4), (i, j)
+
+
 # ---------------------------------------------------------------- detection: no silent wrong numbers
 
 
