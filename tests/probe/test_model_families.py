@@ -194,9 +194,9 @@ def forget_windows(monkeypatch):
         monkeypatch.setattr(mod, "attention_windows", lambda config: {None: None})
 
 
-@pytest.mark.parametrize("name", ["gemma2", "mistral"])
-def test_a_layout_that_would_be_wrong_falls_back_to_naive(tok, monkeypatch, caplog, name):
-    model = build_family(name, tok)
+@pytest.mark.parametrize("name,dtype", [("gemma2", "float32"), ("mistral", "float32"), ("gemma2", "bfloat16")])
+def test_a_layout_that_would_be_wrong_falls_back_to_naive(tok, monkeypatch, caplog, name, dtype):
+    model = build_family(name, tok).to(getattr(torch, dtype))
     naive = HFBackend.from_model(model, tok, engine="naive")
     reqs = raw_requests(tok)
     forget_windows(monkeypatch)
@@ -210,6 +210,13 @@ def test_a_layout_that_would_be_wrong_falls_back_to_naive(tok, monkeypatch, capl
     assert type(model).__name__ in reason and "differ from the naive engine" in reason
     assert any("falls back to the naive engine" in r.getMessage() for r in caplog.records)
     assert_same(backend.score(reqs), naive.score(reqs), atol=1e-9)
+
+
+def test_half_precision_rounding_is_not_mistaken_for_a_wrong_layout(tok):
+    for name in FAMILIES:
+        for dtype in (torch.bfloat16, torch.float16):
+            backend = HFBackend.from_model(build_family(name, tok).to(dtype), tok, engine="packed")
+            assert backend.engine == "packed", (name, dtype, backend.describe().get("engine_fallback"))
 
 
 def test_a_mask_blind_attention_is_detected(tok, monkeypatch):
