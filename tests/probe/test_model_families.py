@@ -293,6 +293,9 @@ def test_spectra_probe_runs_the_family(tok, probe_inputs, tmp_path, name):
             assert backend["engine"] == engine and "engine_fallback" not in backend
             assert backend["attn_implementation"] == NEEDS[name][0]
         np.testing.assert_allclose(tables["packed"], tables["naive"], atol=ATOL, rtol=0)
+    # direct generation (greedy decoding through the model's own generate) loads and runs too
+    assert probe(probe_inputs, model_dir, tmp_path / "dg.csv", "--method", "dg", "--k", "3",
+                 "--max-new-tokens", "4") == 0
 
 
 def test_an_attention_the_model_cannot_run_is_a_located_error(tok, tmp_path):
