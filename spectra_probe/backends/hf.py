@@ -226,7 +226,8 @@ class HFBackend(Backend):
             sink = _Sink([np.zeros(3), np.zeros(2)], [np.zeros(3, dtype=np.int64), np.zeros(2, dtype=np.int64)],
                          [np.zeros((3, 4)), np.zeros((2, 4))], next_ids)
             score(sink)  # per-token log-likelihoods (on the logits' scale) and next-token logits
-            return np.concatenate([np.concatenate([lp / nt, nl.ravel()]) for lp, nt, nl in zip(sink.lp, sink.nt, sink.nl)])
+            return np.concatenate([np.concatenate([lp / nt, nl.ravel()])
+                                   for lp, nt, nl in zip(sink.lp, sink.nt, sink.nl)])
 
         try:
             with torch.inference_mode():
