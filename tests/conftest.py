@@ -15,14 +15,23 @@ HISTORIES = (
 
 
 def build_tiny_model(directory, vocab_size: int = 600):
-    """Train a tokenizer on a corpus holding the default prompts, build a random Qwen3, save both.
+    """Train a tokenizer on a corpus holding the default prompts (:func:`tiny_tokenizer`), build a random Qwen3,
+    save both."""
+    from spectra_probe.training.tiny import build_tiny_qwen3, save_tiny
+
+    tok = tiny_tokenizer(vocab_size)
+    return save_tiny(build_tiny_qwen3(tok), tok, directory)
+
+
+def tiny_tokenizer(vocab_size: int = 600):
+    """A byte-level BPE tokenizer trained on a corpus holding the default prompts.
 
     The corpus makes the default verbalizers ({Yes, Y, y} / {No, N, n}), ``" Yes"``/``" No"``, the reranker's
     ``yes``/``no`` and the choice answers ``" A"`` .. ``" G"`` single tokens (``" Y"``, ``" y"``, ``" N"`` are not).
     """
     from spectra_probe.scoring.choice import choice_labels
     from spectra_probe.templates import PromptBuilder, PromptTemplates
-    from spectra_probe.training.tiny import build_tiny_qwen3, sample_corpus, save_tiny, train_tokenizer
+    from spectra_probe.training.tiny import sample_corpus, train_tokenizer
 
     b = PromptBuilder(PromptTemplates())
     prompts = [b.probe_prefix(c) + b.probe_suffix(cat) + " Yes" for c in HISTORIES for cat in GENRES + DOMAINS]
@@ -30,8 +39,7 @@ def build_tiny_model(directory, vocab_size: int = 600):
     prompts += [b.choice_question(choice_labels(7), GENRES[:7]) + " A\n"] * 3
     prompts += ["Yes No Y N y n yes no. Answer: Yes, Answer: No\nNo, Yes"] * 5
     prompts += ["Answer: " + " ".join("ABCDEFG") + "\n"] * 10
-    tok = train_tokenizer(sample_corpus(300) + prompts, vocab_size=vocab_size)
-    return save_tiny(build_tiny_qwen3(tok), tok, directory)
+    return train_tokenizer(sample_corpus(300) + prompts, vocab_size=vocab_size)
 
 
 @pytest.fixture(scope="session")

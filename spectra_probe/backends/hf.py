@@ -10,6 +10,19 @@ a BPE merge crosses the boundary (e.g. prefix ``"... hel"`` + suffix ``"lo"``), 
 own, its suffix tokens being those after the longest run shared with ``tokens(prefix)``, and
 ``ScoreResult.fallback`` is set.  Suffixes that start with a space, as the probe templates' do, tokenise
 cleanly with byte-level BPE.
+
+Model families
+--------------
+The attention implementation is transformers' choice for the model (``sdpa`` where the model supports it,
+``eager`` otherwise, e.g. Gemma 2, whose attention-logit soft-capping sdpa cannot express); both take the
+engine's 4-D masks.  Before a packed backend scores anything it runs :meth:`HFBackend.packed_check`: a few
+synthetic prompts (longer than the smallest sliding window up to ``CHECK_WINDOW_MAX``) scored by packed
+rows, by the cached-prefix path and by the naive engine.  A model the packed layout cannot serve exactly
+(an attention layer kind it cannot lay out, a mask the model ignores, any disagreement beyond rounding)
+makes the backend fall back to the naive engine with a logged warning and ``engine_fallback`` (the reason)
+in :meth:`HFBackend.describe`, hence in the probe manifest: never silently wrong numbers.  Verified with
+tiny random models (transformers 5.24): Qwen3, Qwen2, Llama, Mistral, Gemma 2, Gemma 3, Phi-3, with
+sliding windows shorter than the prompts.
 """
 from __future__ import annotations
 
@@ -24,14 +37,20 @@ from spectra_eval.validation import SpectraInputError, check_choice
 from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir,
                    check_next_token_ids, encode_texts, leading_special_ids, plan_groups, sha256_dir)
 
-from .packed import (block_mask, cache_argument, cache_layers, chunk_tails, first_fit, head_logits, layout_tails,
-                     model_parts, packed_forward, stack_layouts)
+from .packed import (attention_masks, attention_windows, cache_argument, cache_layers, chunk_tails, first_fit,
+                     head_logits, layout_tails, model_parts, packed_forward, packed_unsupported, stack_layouts)
 
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
 ENGINES = ("packed", "naive")
 ATTENTION_WITH_4D_MASKS = ("sdpa", "eager")
+#: Sliding windows up to this many tokens are exercised by the packed self-check (its prompts are longer).
+CHECK_WINDOW_MAX = 256
+#: Packed-vs-naive disagreement the self-check tolerates, relative to the largest checked value (at least 1).
+#: Measured on the tiny models of every family: float32 ~2e-7 relative, bfloat16 <= 3e-3, float16 <= 7e-4
+#: (summation order); a layout that ignores a sliding window or a 4-D mask is off by 1e-1 or more.
+CHECK_RTOL = {"float32": 1e-4, "float64": 1e-8, "bfloat16": 2e-2, "float16": 1e-2}
 
 
 class HFBackend(Backend):
@@ -49,7 +68,8 @@ class HFBackend(Backend):
     dtype : {'float32', 'bfloat16', 'float16'}
     engine : {'packed', 'naive'}
         ``naive`` runs every ``prefix + suffix`` as its own sequence (the reference); ``packed`` shares
-        each prefix exactly (see the module docstring).
+        each prefix exactly (see the module docstring); a model it cannot serve exactly falls back to
+        ``naive`` (``describe()["engine_fallback"]`` says why).
     chunk_size : int, optional
         Most tokens in one packed row (also the suffix-token budget of one chunk against a cached prefix).
         A row's attention is computed densely under the block mask, costing about ``L / (6 * hidden)`` of
@@ -61,8 +81,9 @@ class HFBackend(Backend):
         Prompts per forward pass in the naive engine (right-padded, so padding never changes a score).
     trust_remote_code : bool
         Off unless asked for.
-    attn_implementation : str
-        ``"sdpa"`` (default) or ``"eager"``; both honour the engine's 4-D masks.
+    attn_implementation : str, optional
+        ``"sdpa"`` or ``"eager"`` (both honour the engine's 4-D masks); by default transformers' choice for
+        the model (sdpa where supported, else eager: Gemma 2).
     """
 
     def __init__(
@@ -77,7 +98,7 @@ class HFBackend(Backend):
         batch_rows: int | None = None,
         naive_batch_size: int = 8,
         trust_remote_code: bool = False,
-        attn_implementation: str = "sdpa",
+        attn_implementation: str | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -86,15 +107,20 @@ class HFBackend(Backend):
         path = check_model_dir(model_dir)
         adapter_path = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=getattr(torch, dtype),
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
-            # load straight onto the GPU (no CPU copy of a large model); CPU keeps the default path
-            **({"device_map": device} if str(device).startswith("cuda") else {}),
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=getattr(torch, dtype),
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                attn_implementation=attn_implementation,
+                # load straight onto the GPU (no CPU copy of a large model); CPU keeps the default path
+                **({"device_map": device} if str(device).startswith("cuda") else {}),
+            )
+        except ValueError as err:  # e.g. sdpa asked of Gemma 2: transformers' message, one line, located
+            if attn_implementation is None or "attention implementation" not in str(err):
+                raise
+            raise SpectraInputError(f"model {str(path)!r}: {str(err).splitlines()[0]}") from err
         if adapter_path is not None:
             from peft import PeftModel
 
@@ -109,7 +135,6 @@ class HFBackend(Backend):
             adapter_sha256=sha256_dir(adapter_path) if adapter_path is not None else None,
             adapter_merged=bool(adapter_path is not None and merge_adapter),
             trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
         )
 
     @classmethod
@@ -151,17 +176,73 @@ class HFBackend(Backend):
         self.dtype = next(self.model.parameters()).dtype
         self._decoder, self._head, self._softcap = decoder, head, softcap
         self._cache_arg = cache_argument(self._decoder)
+        self._windows = attention_windows(self._decoder.config)
         impl = getattr(base.config, "_attn_implementation", None) or "sdpa"
+        self._arch = (getattr(base.config, "architectures", None) or [type(base).__name__])[0]
         if engine == "packed" and impl not in ATTENTION_WITH_4D_MASKS:
             raise SpectraInputError(
                 f"the packed engine needs an attention implementation that takes 4-D float masks "
-                f"({', '.join(ATTENTION_WITH_4D_MASKS)}); the model uses {impl!r}"
+                f"({', '.join(ATTENTION_WITH_4D_MASKS)}); the {self._arch} model uses {impl!r}"
             )
         self._lead = leading_special_ids(tokenizer)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if self._pad_id is None:
             self._pad_id = 0
-        self._info = {"dtype": str(self.dtype).replace("torch.", "")}
+        self._info = {"dtype": str(self.dtype).replace("torch.", ""), "attn_implementation": impl}
+        if engine == "packed":
+            reason = self.packed_check()
+            if reason is not None:
+                log.warning("packed engine falls back to the naive engine: %s", reason)
+                self.engine = "naive"
+                self._info["engine_fallback"] = reason
+
+    def packed_check(self) -> str | None:
+        """Why the packed engine would not give the naive engine's scores on this model (None when it does).
+
+        First the layer kinds (:func:`~spectra_probe.backends.packed.packed_unsupported`); then two synthetic
+        users (contexts of ``n`` random token ids, ``n`` longer than the smallest sliding window when that is at
+        most ``CHECK_WINDOW_MAX``, else 9; tails of 1-3 tokens) are scored by one packed row, by the
+        cached-prefix path in chunks of at most 4 tail tokens, and by the naive engine.  Any next-token logit
+        or per-token suffix log-likelihood differing by more than ``CHECK_RTOL[dtype] * max(1, max |value|)``,
+        or a forward that raises, is a reason.
+        """
+        import torch
+
+        unsupported = packed_unsupported(self._decoder.config)
+        if unsupported is not None:
+            return f"{self._arch} has {unsupported}"
+        windows = [w for w in self._windows.values() if w]
+        n = min(windows) + 3 if windows and min(windows) <= CHECK_WINDOW_MAX else 9
+        vocab = self._head.weight.shape[0] if hasattr(self._head, "weight") else \
+            self.model.config.get_text_config().vocab_size
+        ids = np.random.default_rng(0).integers(0, vocab, size=2 * n + 12).tolist()
+        groups = [PromptGroup(ids[:n], [ids[n:n + 1], ids[n + 1:n + 3], ids[n + 3:n + 6]], [(0, 0), (0, 1), (0, 2)]),
+                  PromptGroup(ids[n + 6:2 * n + 4], [ids[2 * n + 4:2 * n + 6], ids[2 * n + 6:2 * n + 9]],
+                              [(1, 0), (1, 1)])]
+        singles = [PromptGroup(g.ctx, [t], [s]) for g in groups for t, s in zip(g.tails, g.slots)]
+        next_ids = [torch.tensor(ids[:4], device=self.device)] * 2
+
+        def run(score):
+            sink = _Sink([np.zeros(3), np.zeros(2)], [np.zeros(3, dtype=np.int64), np.zeros(2, dtype=np.int64)],
+                         [np.zeros((3, 4)), np.zeros((2, 4))], next_ids)
+            score(sink)  # per-token log-likelihoods (on the logits' scale) and next-token logits
+            return np.concatenate([np.concatenate([lp / nt, nl.ravel()])
+                                   for lp, nt, nl in zip(sink.lp, sink.nt, sink.nl)])
+
+        try:
+            with torch.inference_mode():
+                naive = run(lambda sink: self._score_naive(singles, sink))
+                rows = run(lambda sink: self._run_rows([groups], sink))
+                cached = run(lambda sink: [self._score_cached(g, sink, 4) for g in groups])
+        except Exception as err:  # a model that cannot run the layout: fall back, say why
+            return f"{self._arch}: the packed forward failed ({type(err).__name__}: {str(err).splitlines()[0]})"
+        tol = CHECK_RTOL.get(str(self.dtype).replace("torch.", ""), 5e-2) * max(1.0, float(np.abs(naive).max()))
+        diff = max(float(np.abs(rows - naive).max()), float(np.abs(cached - naive).max()))
+        if not diff <= tol:
+            impl = getattr(self.model.config, "_attn_implementation", None)
+            return (f"{self._arch} (attention {impl!r}, windows {sorted(set(windows)) or 'none'}): packed scores "
+                    f"differ from the naive engine's by {diff:.3g} > {tol:.3g} on the self-check prompts")
+        return None
 
     @property
     def tokenizer(self):
@@ -240,22 +321,31 @@ class HFBackend(Backend):
 
     # ---- packed engine
     def _score_packed(self, groups: list[PromptGroup], sink: "_Sink") -> None:
-        import torch
-
         small = [g for g in groups if g.n_tokens <= self.chunk_size]
         large = [g for g in groups if g.n_tokens > self.chunk_size]
         rows = first_fit(small, self.chunk_size)
         for start in range(0, len(rows), self.batch_rows):
             self._run_rows(rows[start:start + self.batch_rows], sink)
         for g in large:
-            # Prefix once, with a KV cache; its last position predicts every tail's first token.
-            ids = torch.tensor([g.ctx], dtype=torch.long, device=self.device)
-            out = self._decoder(input_ids=ids, use_cache=True)
-            past = [(layer_k, layer_v) for layer_k, layer_v, *_ in cache_layers(getattr(out, self._cache_arg))]
-            ctx_hidden = out.last_hidden_state[0, -1]
-            chunks = chunk_tails(g, self.chunk_size)
-            for start in range(0, len(chunks), self.batch_rows):
-                self._run_cached(g, chunks[start:start + self.batch_rows], past, ctx_hidden, sink)
+            self._score_cached(g, sink, self.chunk_size)
+
+    def _score_cached(self, g: PromptGroup, sink: "_Sink", budget: int) -> None:
+        """Run ``g``'s prefix once with a KV cache (its last position predicts every tail's first token), then
+        its tails in chunks of at most ``budget`` tokens against that cache.
+
+        The cache is a plain ``DynamicCache`` (no sliding-window cropping): every layer keeps the whole prefix
+        and the chunk's mask applies each layer's window on positions.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        ids = torch.tensor([g.ctx], dtype=torch.long, device=self.device)
+        out = self._decoder(input_ids=ids, use_cache=True, **{self._cache_arg: DynamicCache()})
+        past = [(layer_k, layer_v) for layer_k, layer_v, *_ in cache_layers(getattr(out, self._cache_arg))]
+        ctx_hidden = out.last_hidden_state[0, -1]
+        chunks = chunk_tails(g, budget)
+        for start in range(0, len(chunks), self.batch_rows):
+            self._run_cached(g, chunks[start:start + self.batch_rows], past, ctx_hidden, sink)
 
     def _logits(self, hidden):
         return head_logits(self._head, self._softcap, hidden)
@@ -282,7 +372,8 @@ class HFBackend(Backend):
         n_rows = ids.shape[0]
         cache = DynamicCache(ddp_cache_data=[(k.expand(n_rows, -1, -1, -1), v.expand(n_rows, -1, -1, -1))
                                              for k, v in past])
-        mask = block_mask(grp.to(self.device), seg.to(self.device), len(g.ctx), self.dtype)
+        mask = attention_masks(grp.to(self.device), seg.to(self.device), pos.to(self.device), len(g.ctx), self.dtype,
+                               self._windows)
         hidden = self._decoder(
             input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=mask,
             use_cache=True, **{self._cache_arg: cache},

@@ -17,6 +17,17 @@ mask) when they fit; a user whose K suffixes do not fit a row (K = 1,311) has it
 KV cache, and the suffixes are then scored in chunks against that cache (expanded along the batch as
 views, never recomputed).
 
+Sliding windows
+---------------
+A sliding-window layer (Mistral, Phi-3 with ``sliding_window``; Gemma 2/3, Qwen2/3 ``sliding_attention``
+layers) lets a query at position ``p`` see keys at positions ``p - W < q <= p`` only.  transformers applies
+the window by building its own mask, and uses a 4-D mask handed to it as it is, so the engine builds the
+windowed mask itself, on *position ids* (not row indices): one mask when every layer attends alike, a
+``{layer_type: mask}`` mapping when full and sliding layers alternate (the models with ``layer_types`` take
+such a mapping).  The cached-prefix path keeps the whole prefix in its cache (no window cropping) and lets
+the mask apply the window.  Other layer kinds (chunked, linear or bidirectional attention) are reported by
+:func:`packed_unsupported`; the backend then falls back to the naive engine.
+
 Logits are only formed at the positions that are needed (the last prefix token and the suffix tokens),
 so the ``(tokens x vocab)`` logit tensor of a full forward is never materialised.
 """
@@ -56,6 +67,45 @@ def head_logits(head, softcap, hidden):
     return logits
 
 
+LAYER_TYPES = ("full_attention", "sliding_attention")  # the attention layer kinds the packed layout reproduces
+
+
+def _text_config(config):
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+
+
+def packed_unsupported(config) -> str | None:
+    """Why the packed layout cannot reproduce a decoder's attention (None when it can): a layer type other than
+    full or sliding-window causal attention, or bidirectional attention."""
+    text = _text_config(config)
+    if getattr(text, "use_bidirectional_attention", False):
+        return "bidirectional attention (use_bidirectional_attention=True)"
+    other = sorted({t for t in getattr(text, "layer_types", None) or () if t not in LAYER_TYPES})
+    return f"layer types {other} (only {list(LAYER_TYPES)} are laid out exactly)" if other else None
+
+
+def attention_windows(config) -> dict:
+    """The sliding window of each kind of attention layer of a decoder ``config``: ``{layer_type: W}``, ``W`` None
+    for full causal attention.  A config without ``layer_types`` gives ``{None: sliding_window}``: every layer
+    attends alike (Llama: no window; Mistral, Phi-3: ``sliding_window`` on every layer when it is set).
+    Layer types outside ``LAYER_TYPES`` are left to :func:`packed_unsupported`."""
+    text = _text_config(config)
+    window = getattr(text, "sliding_window", None)
+    types = getattr(text, "layer_types", None)
+    if types is None:
+        return {None: window}
+    return {t: (window if t == "sliding_attention" else None) for t in types}
+
+
+def attention_masks(grp, seg, pos, past_len: int, dtype, windows: dict):
+    """The mask argument of a packed forward: the :func:`block_mask` of each distinct window in ``windows``
+    (:func:`attention_windows`), a single tensor when all layers share one window, else ``{layer_type: mask}``."""
+    masks = {w: block_mask(grp, seg, past_len, dtype, pos=pos, window=w) for w in set(windows.values())}
+    if len(masks) == 1:
+        return next(iter(masks.values()))
+    return {t: masks[w] for t, w in windows.items()}
+
+
 def packed_forward(decoder, rows: list[list[PromptGroup]], pad_id: int, device, dtype):
     """Final hidden states ``(len(rows), L, hidden)`` of packed rows, each a list of whole groups laid out as
     context then tails under the block mask (see the module docstring), and the rows' :class:`Layout`.
@@ -64,7 +114,7 @@ def packed_forward(decoder, rows: list[list[PromptGroup]], pad_id: int, device, 
     """
     layouts = [layout(row) for row in rows]
     ids, pos, grp, seg = stack_layouts(layouts, pad_id)
-    mask = block_mask(grp.to(device), seg.to(device), 0, dtype)
+    mask = attention_masks(grp.to(device), seg.to(device), pos.to(device), 0, dtype, attention_windows(decoder.config))
     hidden = decoder(input_ids=ids.to(device), position_ids=pos.to(device), attention_mask=mask,
                      use_cache=False).last_hidden_state
     return hidden, layouts
@@ -149,9 +199,11 @@ def stack_layouts(layouts: list[Layout], pad_id: int):
     return ids, pos, grp, seg
 
 
-def block_mask(grp, seg, past_len: int, dtype):
+def block_mask(grp, seg, past_len: int, dtype, pos=None, window: int | None = None):
     """Additive mask (B, 1, L, past_len + L): query i may see key j iff j <= i, same group, and j is in the
-    context (segment 0) or in i's own segment; every query sees the ``past_len`` cached context keys.
+    context (segment 0) or in i's own segment; every query sees the ``past_len`` cached context keys (positions
+    ``0 .. past_len - 1``).  With a sliding ``window`` W, a key is also kept only if
+    ``pos[i] - pos_key < W`` (transformers' ``kv_idx > q_idx - W`` on the positions the naive prompt has).
 
     ``0`` where allowed, the dtype's most negative finite value elsewhere (no row is fully masked: every
     token sees itself).
@@ -164,6 +216,10 @@ def block_mask(grp, seg, past_len: int, dtype):
     allowed &= (seg[:, None, :] == 0) | (seg[:, :, None] == seg[:, None, :])
     if past_len:
         allowed = torch.cat([allowed.new_ones((n_rows, width, past_len)), allowed], dim=-1)
+    if window is not None:
+        past = torch.arange(past_len, device=grp.device).expand(n_rows, past_len)
+        key_pos = torch.cat([past, pos], dim=-1)
+        allowed &= (pos[:, :, None] - key_pos[:, None, :]) < window
     mask = torch.zeros(allowed.shape, dtype=dtype, device=grp.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]

@@ -114,15 +114,17 @@ def test_yesno_dist_training_reads_exactly_what_the_probe_reads(tiny_model_dir):
 
 
 def test_yesno_dist_training_reads_the_soft_capped_logits_the_probe_reads(tiny_model_dir):
-    """A model with ``final_logit_softcapping``: training's scores are the capped ones the backend reads."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A model that soft-caps its logits (Gemma 2's ``final_logit_softcapping``, applied in its own forward):
+    training's scores are the capped ones both engines of the backend read."""
+    from transformers import AutoTokenizer
 
     from spectra_probe.backends.hf import HFBackend
     from spectra_probe.scoring import ScorerOptions
     from spectra_probe.scoring.yesno import YesNoScorer
+    from tests.probe.families import build_family
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype="float32").eval()
+    model = build_family("gemma2", tok, final_logit_softcapping=None)
     cats = ("Comedy", "Drama", "Sci-Fi")
     contexts = ["the user watched comedy drama and then liked romance"]
     theta = DistributionTable(users=np.array(["a"], dtype=object), categories=cats,
@@ -137,8 +139,10 @@ def test_yesno_dist_training_reads_the_soft_capped_logits_the_probe_reads(tiny_m
         scores = distribution_scores(model, items, answers, pad_id=tok.pad_token_id).numpy()
     options = ScorerOptions(verbalizers_yes=(YES_ANSWER,), verbalizers_no=(NO_ANSWER,))
     probe = YesNoScorer(cats, PromptBuilder(PromptTemplates(), tok), options)
-    expected = probe.score_batch(HFBackend.from_model(model, tok), contexts).scores
-    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    for engine in ("packed", "naive"):
+        backend = HFBackend.from_model(model, tok, engine=engine)
+        assert backend.engine == engine
+        np.testing.assert_allclose(scores, probe.score_batch(backend, contexts).scores, atol=1e-4)
     assert np.abs(scores - uncapped).max() > 0.1  # the cap is in force, so the comparison above has teeth
 
 
