@@ -29,11 +29,13 @@ simulation tests. The cohort fraction of certified users is lifted to the popula
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.special import rel_entr
 
 from spectra_eval.certificates.bounds import LN2, FractionBound, clopper_pearson, fraction_bound, list_mask, phi_sharp
+from spectra_eval.certificates.population import PopulationResult
 
 #: certificates need a margin beyond this, so floating-point rounding can never certify a false predicate
 NUMERIC_SLACK = 1e-12
@@ -146,6 +148,12 @@ class LatentResult:
     regime_bound: FractionBound
     tv_dominates_bound: FractionBound
 
+    def summary(self, population: PopulationResult | None = None) -> "LatentSummary":
+        """The JSON-level summary (``certificate.json: latent``), with the population statements."""
+        d = self.to_dict()
+        return LatentSummary(d["beta"], d["method"], d["n_obs"], d["regime"], d["tv_dominates"], POPULATION,
+                             population)
+
     def to_dict(self) -> dict:
         n = self.n_obs
         return {
@@ -159,6 +167,35 @@ class LatentResult:
                              "bound": self.tv_dominates_bound.to_dict()},
             "population": POPULATION,
         }
+
+
+@dataclass(frozen=True)
+class LatentSummary:
+    """``certificate.json: latent``: the per-user certificates' lifts (``regime``, ``tv_dominates``) and the
+    population statements (``population``, :class:`~spectra_eval.certificates.population.PopulationResult`;
+    its ``description`` is the model sentence that older documents kept as the string ``latent.population``)."""
+
+    beta: float
+    method: Mapping[str, str]
+    n_obs: Mapping[str, float]
+    regime: Mapping[str, Any]
+    tv_dominates: Mapping[str, Any]
+    description: str = POPULATION
+    population: PopulationResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"beta": self.beta, "method": dict(self.method), "n_obs": dict(self.n_obs),
+                "regime": dict(self.regime), "tv_dominates": dict(self.tv_dominates),
+                "population": self.population.to_dict() if self.population is not None else self.description}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LatentSummary":
+        pop = d.get("population")
+        if isinstance(pop, Mapping):
+            return cls(d["beta"], d.get("method") or {}, d["n_obs"], d["regime"], d["tv_dominates"],
+                       pop.get("description", POPULATION), PopulationResult.from_dict(pop))
+        return cls(d["beta"], d.get("method") or {}, d["n_obs"], d["regime"], d["tv_dominates"],
+                   pop or POPULATION, None)
 
 
 def latent_certificates(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray, *, beta: float = BETA,

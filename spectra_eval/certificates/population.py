@@ -31,7 +31,7 @@ statements), and pilot users never enter a bound they tune.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -275,13 +275,15 @@ class PopulationResult:
     brier_gap: Statement
     brier_fraction: Statement
     tv_gap: Statement
-    out_of_list_count: np.ndarray
-    brier_gain: np.ndarray
-    pilot: np.ndarray  # bool (n,): pilot users
+    description: str = POPULATION
+    # per-user arrays (None when rebuilt from JSON)
+    out_of_list_count: np.ndarray | None = field(default=None, compare=False, repr=False)
+    brier_gain: np.ndarray | None = field(default=None, compare=False, repr=False)
+    pilot: np.ndarray | None = field(default=None, compare=False, repr=False)  # bool (n,): pilot users
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "alpha_each": self.alpha_each, "alpha": self.alpha, "routes": self.routes,
+            "description": self.description, "alpha_each": self.alpha_each, "alpha": self.alpha, "routes": self.routes,
             "statements": list(STATEMENTS),
             "simultaneity": (f"each of the {len(STATEMENTS)} statements is at alpha_each = alpha / (routes x "
                              f"{len(STATEMENTS)}), so all hold together with probability >= 1 - alpha / routes"),
@@ -292,19 +294,23 @@ class PopulationResult:
             "brier_fraction": self.brier_fraction.to_dict(), "tv_gap": self.tv_gap.to_dict(),
         }
 
-    def strongest(self) -> dict[str, Any] | None:
-        """The strongest valid population statement (largest lower bound relative to its scale), or None."""
-        cands = [("support", self.support.values["pi_lower"], self.support),
-                 ("brier_fraction", self.brier_fraction.values["pi_lower"], self.brier_fraction)]
-        best = max(cands, key=lambda c: c[1])
-        if best[1] > 0:
-            return {"statement": best[0], "bound": best[1], "claim": best[2].claim,
-                    "population": best[2].population}
-        for name, st in (("brier_gap", self.brier_gap), ("tv_gap", self.tv_gap)):
-            if st.values["lower"] > 0:
-                return {"statement": name, "bound": st.values["lower"], "claim": st.claim,
-                        "population": st.population}
-        return None
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PopulationResult":
+        tuning = d.get("tuning") or {}
+        return cls(float(d["alpha"]), int(d["routes"]), float(d["alpha_each"]), int(d["n_pilot"]),
+                   int(d["n_holdout"]), int(d.get("pilot_seed", 0)), tuning.get("kappa"), tuning.get("tv_scale"),
+                   tuning.get("tv_scale_source"), *(statement_from_dict(d[k]) for k in
+                                                    ("support", "brier_gap", "brier_fraction", "tv_gap")),
+                   d.get("description", POPULATION))
+
+    def statements(self) -> dict[str, Statement]:
+        return {"support": self.support, "brier_gap": self.brier_gap, "brier_fraction": self.brier_fraction,
+                "tv_gap": self.tv_gap}
+
+    def sentences(self) -> list[str]:
+        """Each statement's claim, with its level, in plain words."""
+        level = f"(each at confidence {1 - self.alpha_each:.1%}; all together at {1 - self.alpha / self.routes:.0%})"
+        return [st.claim for st in self.statements().values()] + [level]
 
 
 def split_pilot(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -433,7 +439,7 @@ def population_statements(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray,
         n=int(hold.sum()), values={"estimate_plugin": plug, "lower": v_lo, "minorant_mean": float(yv.mean()),
                                    "estimator_lower_end": v_lower})
     return PopulationResult(alpha, routes, alpha_each, int(pilot.sum()), int(hold.sum()), pilot_seed, kappa, rho,
-                            source, support, brier, fraction, tv, out_count, gain, pilot)
+                            source, support, brier, fraction, tv, POPULATION, out_count, gain, pilot)
 
 
 def statement_from_dict(d: Mapping[str, Any]) -> Statement:

@@ -246,7 +246,7 @@ def test_certify_with_counts_adds_the_latent_block(counted, capsys):
     n_obs = counts.sum(axis=1)
     assert la["beta"] == 0.1 and la["n_obs"] == {"min": int(n_obs.min()), "median": float(np.median(n_obs)),
                                                  "max": int(n_obs.max())}
-    assert "Clopper-Pearson box" in la["method"]["box"] and "latent preference" in la["population"]
+    assert "Clopper-Pearson box" in la["method"]["box"] and "latent preference" in la["population"]["description"]
     per_user = pd.read_csv(t["tmp"] / "lat" / "certificate_per_user.csv", dtype={"user_id": str})
     for key, column in (("regime", "latent_regime"), ("tv_dominates", "latent_tv_dominates")):
         k, n = int(per_user[column].sum()), len(per_user)
