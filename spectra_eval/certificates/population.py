@@ -145,11 +145,13 @@ def fraction_scale(probe: np.ndarray, dg: np.ndarray, kappa: float, lower: float
 
 
 def fraction_minorant(counts: np.ndarray, g: np.ndarray, t: np.ndarray) -> np.ndarray:
-    r""":math:`W_u = 2\hat G/t - \widehat{G^2}/t^2` (0 for users with one item): :math:`E[W_u] =
+    r""":math:`W_u = 2\hat G/t - \widehat{G^2}/t^2` (0 for users with one item, or with s = d): :math:`E[W_u] =
     1 - (1 - G_u/t_u)^2 \le 1\{G_u > 0\}` when n_u >= 2."""
     n = counts.sum(axis=1)
-    w = 2.0 * brier_gain(counts, g) / t - brier_square(counts, g) / (t * t)
-    return np.where(n >= 2, w, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        w = 2.0 * brier_gain(counts, g) / t - brier_square(counts, g) / (t * t)
+    # g = 0 (identical methods): G = 0 and the indicator is 0, which W = 0 minorises exactly
+    return np.where((n >= 2) & (np.abs(g).max(axis=1) > 0), w, 0.0)
 
 
 def tv_signs(probe: np.ndarray, dg: np.ndarray) -> np.ndarray:
@@ -170,14 +172,17 @@ def tv_radii(probe: np.ndarray, rho: float, lower: float) -> np.ndarray:
 
 def plugin_cost(probe: np.ndarray, n_obs: np.ndarray) -> np.ndarray:
     r""":math:`E|s_c - \mathrm{Bin}(n_u, s_c)/n_u|`, the Bernstein majorant's excess at :math:`\theta_c = s_c`."""
-    from scipy.stats import binom
+    from scipy.special import gammaln, xlog1py, xlogy
 
+    probe = np.clip(probe, 0.0, 1.0)
     out = np.zeros(probe.shape)
     for n_value in np.unique(n_obs):
         rows = np.asarray(n_obs) == n_value
-        j = np.arange(n_value + 1)
-        pmf = binom.pmf(j[None, None, :], n_value, probe[rows][..., None])
-        out[rows] = (pmf * np.abs(probe[rows][..., None] - j / n_value)).sum(axis=-1)
+        j = np.arange(n_value + 1, dtype=np.float64)
+        p = probe[rows][..., None]
+        log_pmf = (gammaln(n_value + 1.0) - gammaln(j + 1.0) - gammaln(n_value - j + 1.0)
+                   + xlogy(j, p) + xlog1py(n_value - j, -p))
+        out[rows] = (np.exp(log_pmf) * np.abs(p - j / n_value)).sum(axis=-1)
     return out
 
 

@@ -39,7 +39,7 @@ def ml_shaped(n_users: int, lam: float, rng: np.random.Generator, *, concentrati
     theta = np.maximum(theta, 0.0)
     theta /= theta.sum(axis=1, keepdims=True)
     n = items_per_user(n_users, rng) if n_items is None else np.broadcast_to(n_items, (n_users,))
-    counts = np.stack([rng.multinomial(int(k), t) for k, t in zip(n, theta)])
+    counts = rng.multinomial(np.asarray(n, dtype=np.int64), theta)
     probe = lam * theta + (1.0 - lam) * SHARES
     noisy = np.log(np.maximum(theta, 1e-300)) + rng.normal(0.0, dg_noise, size=theta.shape)
     order = np.argsort(-noisy, axis=1)
@@ -47,6 +47,18 @@ def ml_shaped(n_users: int, lam: float, rng: np.random.Generator, *, concentrati
     keep = np.arange(theta.shape[1])[None, :] < size[:, None]
     dg = np.zeros_like(theta)
     np.put_along_axis(dg, order, keep / size[:, None], axis=1)
+    return Population(counts, theta, probe, dg)
+
+
+def near_null(n_users: int, rng: np.random.Generator, *, concentration: float = 10.0) -> Population:
+    """A population where the two methods are exchangeable: s and d are the preference mixed half-half with
+    independent draws of the same law, so the mean gaps are 0 and each user's Brier gap is positive with
+    probability 1/2 (DG has full support: the support fraction is 0)."""
+    theta = rng.dirichlet(concentration * SHARES, size=n_users)
+    n = items_per_user(n_users, rng)
+    counts = rng.multinomial(n, theta)
+    probe = 0.5 * theta + 0.5 * rng.dirichlet(concentration * SHARES, size=n_users)
+    dg = 0.5 * theta + 0.5 * rng.dirichlet(concentration * SHARES, size=n_users)
     return Population(counts, theta, probe, dg)
 
 
