@@ -134,6 +134,26 @@ def brier_square(counts: np.ndarray, g: np.ndarray) -> np.ndarray:
         return np.where(n >= 2, (n * gh * gh - v2) / (n - 1.0), np.nan)
 
 
+def brier_variances(counts: np.ndarray, g: np.ndarray) -> dict[str, float]:
+    r"""Between- and within-user variance of the Brier gain, for planning (``spectra theory plan --from``).
+
+    Given :math:`\theta`, :math:`\mathrm{Var}(\hat G) = (\sum_a \theta_a g_a^2 - G^2)/n`, and
+    :math:`\hat V_2 - \widehat{G^2}` (:math:`\hat V_2 = \sum_a g_a^2 c_a/n`) estimates the numerator without
+    bias (n >= 2): ``within_var`` is its mean (one item's variance), ``between_var`` the sample variance of
+    :math:`\hat G` minus the mean within-user part. ``sd`` is the sample standard deviation of :math:`\hat G`."""
+    n = counts.sum(axis=1)
+    gh = brier_gain(counts, g)
+    two = n >= 2
+    if two.sum() < 2:
+        return {"sd": float(gh.std(ddof=1)) if gh.size > 1 else math.nan, "within_var": math.nan,
+                "between_var": math.nan, "items_median": float(np.median(n)) if n.size else math.nan}
+    v2 = (counts * g * g).sum(axis=1) / n
+    within = v2[two] - brier_square(counts[two], g[two])
+    between = float(gh.var(ddof=1) - (within / n[two]).mean())
+    return {"sd": float(gh.std(ddof=1)), "within_var": float(within.mean()), "between_var": between,
+            "items_median": float(np.median(n))}
+
+
 def fraction_scale(probe: np.ndarray, dg: np.ndarray, kappa: float, lower: float,
                    g: np.ndarray | None = None) -> np.ndarray:
     r"""The history-fixed scale :math:`t_u = \max(\kappa\|d_u - s_u\|^2, \max_a |g_a| / (\sqrt{1 - a} - 1))`
@@ -399,7 +419,8 @@ def population_statements(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray,
         method=("unbiased per-user estimate (affine in the observed mix), values in [-2, 2]; finite-sample "
                 "capital-betting lower bound (Waudby-Smith & Ramdas 2024), valid at every N; lower_t = "
                 "one-sided Student-t bound (asymptotic)"),
-        n=int(hold.sum()), values={"estimate": float(yb.mean()), "lower": b_lo, "lower_t": b_t})
+        n=int(hold.sum()), values={"estimate": float(yb.mean()), "lower": b_lo, "lower_t": b_t,
+                                   **brier_variances(counts[hold], g[hold])})
 
     # Brier fraction: quadratic minorant of the indicator, (kappa, lower end) fitted on the pilot
     def w_of(kappa: float, lower: float, mask: np.ndarray) -> np.ndarray:
