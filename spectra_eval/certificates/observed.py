@@ -718,6 +718,13 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
                 "compared": {"method": names[0], "versus": names[1]}}
     if counts is not None:
         settings |= {"pilot_fraction": pilot_fraction, "pilot_seed": pilot_seed, "tv_scale": tv_scale}
+    blocks = 6 + (3 if counts is not None else 0)  # bound types at alpha/routes; the population block is one
+    settings["simultaneity"] = {
+        "bound_types": blocks, "all_hold_jointly_with_probability_at_least": max(0.0, 1.0 - blocks * level),
+        "note": ("each bound type (observed regime, TV dominance, DKW, Theorem 1 fraction and expected gain, Theorem 4"
+                 + (", latent regime and TV dominance lifts, and the population block split alpha/routes among its "
+                    "5 statements" if counts is not None else "") + ") is at alpha/routes; all routes of one type "
+                 "hold jointly at 1 - alpha; every bound of the run jointly at 1 - bound_types * alpha/routes")}
     if latent is not None:
         headline = latent_headline(latent, population)
     else:
