@@ -34,7 +34,8 @@ import numpy as np
 
 from spectra_eval.metrics.divergences import _chi_square, _hellinger, _js, _kl, _linf, _tv
 from spectra_eval.io import CountTable, DistributionTable, align_tables, check_schema, json_errors
-from spectra_eval.certificates.latent import BETA, NUMERIC_SLACK, LatentResult, LatentSummary, latent_certificates
+from spectra_eval.certificates.latent import (BETA, NUMERIC_SLACK, LatentResult, LatentSummary, benjamini_hochberg,
+                                              latent_certificates, per_user_p_values)
 from spectra_eval.certificates.population import PILOT_FRACTION, PopulationResult, population_statements
 from spectra_eval.results import Result
 from spectra_eval.metrics.ranking import Rankings, _dcg, _discounts, _ideal_dcg, _top_k
@@ -499,6 +500,7 @@ class CertificateArrays:
     theorem4: Theorem4Result
     latent: LatentResult | None = None
     population: PopulationResult | None = None
+    fdr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # p regime, p dom, BH regime, BH dom
 
 
 @dataclass(frozen=True)
@@ -622,6 +624,9 @@ class Certificate(Result):
         if a.population is not None:
             columns |= {"out_of_list_count": a.population.out_of_list_count,
                         "brier_gain": a.population.brier_gain, "pilot": a.population.pilot}
+        if a.fdr is not None:
+            columns |= {"latent_regime_p": a.fdr[0], "latent_tv_dominates_p": a.fdr[1],
+                        "latent_regime_fdr": a.fdr[2], "latent_tv_dominates_fdr": a.fdr[3]}
         return pd.DataFrame(columns)
 
 
@@ -651,7 +656,7 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
             counts: CountTable | None = None, alpha: float = 0.05, k: int = 5, routes: int = 1, tau: float = 0.0,
             certificate: str = "direct_linf", beta: float = BETA, allow_invalid: bool = False,
             pilot_fraction: float = PILOT_FRACTION, pilot_seed: int = 0, tv_scale: float | None = None,
-            names: tuple[str, str] = ("probe", "dg")) -> Certificate:
+            names: tuple[str, str] = ("probe", "dg"), per_user_fdr: float | None = None) -> Certificate:
     """Every certificate of the module docstring on aligned tables (probe and DG are re-ordered to the truth's
     users and categories; with ``counts`` the truth is counts / n_u).
 
@@ -659,8 +664,11 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
     name them in the sentences). With ``counts`` the population statements of
     :mod:`spectra_eval.certificates.population` are added (``latent.population``), tuned on a pilot split of
     ``pilot_fraction`` of the users drawn with ``pilot_seed``; ``tv_scale`` pre-registers the TV majorant's
-    scale instead of fitting it."""
+    scale instead of fitting it. ``per_user_fdr`` (q) adds per-user p-values and the users discovered by
+    Benjamini-Hochberg at false-discovery rate q: the only per-user list with an error guarantee."""
     alpha = check_alpha(alpha)
+    if per_user_fdr is not None:
+        per_user_fdr = check_alpha(per_user_fdr, name="per-user-fdr")
     pilot_fraction = check_fraction(pilot_fraction, name="pilot-fraction", open_right=True)
     pilot_seed = check_count(pilot_seed, name="pilot-seed", minimum=0)
     if tv_scale is not None and not (math.isfinite(float(tv_scale)) and float(tv_scale) > 0):
@@ -707,6 +715,15 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
         population = population_statements(counts.counts, s, d, alpha=alpha, routes=routes, tau=tau,
                                            pilot_fraction=pilot_fraction, pilot_seed=pilot_seed,
                                            tv_scale=tv_scale, method_names=names)
+    fdr = fdr_block = None
+    if counts is not None and per_user_fdr is not None:
+        p_reg, p_dom = per_user_p_values(counts.counts, s, d, tau)
+        fdr = (p_reg, p_dom, benjamini_hochberg(p_reg, per_user_fdr), benjamini_hochberg(p_dom, per_user_fdr))
+        fdr_block = {"q": per_user_fdr, "n_regime": int(fdr[2].sum()), "n_tv_dominates": int(fdr[3].sum()),
+                     "method": ("per-user p-value = smallest beta at which the user is certified (valid by Lemma C "
+                                "and nesting); Benjamini-Hochberg (1995) at q over all users (independent "
+                                "p-values); columns latent_*_p and latent_*_fdr"),
+                     "claim": (f"expected share of false claims among the listed users <= {per_user_fdr:g}")}
     settings = {"truth": None if truth is None else truth.source, "counts": None if counts is None else counts.source,
                 "probe": probe.source, "dg": dg.source, "alpha": alpha, "k": k, "unit": "bits", "tau": tau,
                 "routes": routes, "routes_counted": ROUTES_COUNTED, "level": level, "certificate": certificate,
@@ -737,8 +754,8 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
              "" if latent is None else f"; latent regime certified for {latent.regime.mean():.3f}")
     return Certificate(settings, summary, aggregate_readings(t, s, reg), t1.summary(family, routes),
                        DkwSummary.from_dict(dkw), t4.summary(routes),
-                       None if latent is None else latent.summary(population),
-                       headline, CertificateArrays(observed.users, reg, t1, t4, latent, population))
+                       None if latent is None else latent.summary(population, fdr_block),
+                       headline, CertificateArrays(observed.users, reg, t1, t4, latent, population, fdr))
 
 
 #: the latent statements in decreasing strength; the headline is the first whose bound is positive

@@ -56,6 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pilot-seed", type=int, default=0, help="seed of the pilot draw (default 0)")
     parser.add_argument("--tv-scale", type=float, default=None,
                         help="pre-registered scale rho of the TV-gap majorant (default: fitted on the pilot)")
+    parser.add_argument("--per-user-fdr", type=float, default=None, metavar="Q",
+                        help="with --counts: per-user p-values and the users Benjamini-Hochberg lists at false-"
+                             "discovery rate Q (the certified columns alone are not such a list)")
     parser.add_argument("--out", required=True, help="output directory")
 
 
@@ -94,7 +97,7 @@ def run(args) -> int:
     cert = certify(truth, probe, dg, counts=counts, alpha=args.alpha, k=args.k, routes=args.routes, tau=args.tau,
                    certificate=args.certificate, beta=args.beta, allow_invalid=args.allow_invalid,
                    pilot_fraction=args.pilot_fraction, pilot_seed=args.pilot_seed, tv_scale=args.tv_scale,
-                   names=(a_name, b_name))
+                   names=(a_name, b_name), per_user_fdr=args.per_user_fdr)
     cert.save(args.out)  # all or nothing, before anything is printed
     print(cert.summary())
     return 0

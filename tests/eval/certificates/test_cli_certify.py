@@ -428,3 +428,40 @@ def test_theory_plan_prints_users_and_items_and_reads_a_certificate(counted, cap
     assert planned["between_var"] == brier["between_var"] and planned["within_var"] == brier["within_var"]
     assert main(["theory", "plan", "--effect", "0.05"]) == 2
     assert "--sd" in capsys.readouterr().err
+
+
+def test_per_user_fdr_lists_users_by_benjamini_hochberg_on_valid_p_values(counted, capsys):
+    from spectra_eval.certificates.latent import latent_certificates
+
+    t = counted
+    out = t["tmp"] / "fdr"
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--per-user-fdr",
+                 "0.1", "--out", str(out)]) == 0
+    cert = json.loads((out / "certificate.json").read_text())
+    pu = pd.read_csv(out / "certificate_per_user.csv", dtype={"user_id": str})
+    for name in ("regime", "tv_dominates"):
+        p = pu[f"latent_{name}_p"].to_numpy()
+        # p <= beta exactly when the user is certified at beta (here the run's beta = 0.05)
+        assert ((p <= 0.05) == pu[f"latent_{name}"].to_numpy()).all()
+        # Benjamini-Hochberg by hand
+        m, order = len(p), np.argsort(p)
+        k = max([i + 1 for i in range(m) if p[order[i]] <= 0.1 * (i + 1) / m], default=0)
+        assert pu[f"latent_{name}_fdr"].sum() == k == cert["latent"]["per_user_fdr"][f"n_{name}"]
+        assert set(np.nonzero(pu[f"latent_{name}_fdr"].to_numpy())[0]) == set(order[:k])
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--per-user-fdr",
+                 "2", "--out", str(t["tmp"] / "bad")]) == 2
+    assert "per-user-fdr" in capsys.readouterr().err
+
+
+def test_per_user_p_values_are_valid_on_false_predicates():
+    """P(p <= b | dominance false) <= b: users whose preference makes the claim false, many count draws."""
+    from spectra_eval.certificates.latent import per_user_p_values
+
+    rng = np.random.default_rng(8)
+    theta = np.array([0.5, 0.3, 0.2])
+    dg = np.array([0.5, 0.3, 0.2])  # DG equals the preference: TV dominance is false
+    probe = np.array([0.45, 0.35, 0.2])
+    counts = rng.multinomial(60, theta, size=400)
+    _, p_dom = per_user_p_values(counts, np.tile(probe, (400, 1)), np.tile(dg, (400, 1)))
+    for b in (0.05, 0.2, 0.5):
+        assert (p_dom <= b).mean() <= b + 3 * np.sqrt(b * (1 - b) / 400)
