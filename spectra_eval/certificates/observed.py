@@ -586,11 +586,15 @@ class Certificate(Result):
         """What ``spectra certify`` prints: :meth:`summary_dict` as indented JSON."""
         import json
 
-        return json.dumps(self.summary_dict(), indent=2)
+        from spectra_eval.io import json_safe
+
+        return json.dumps(json_safe(self.summary_dict()), indent=2)
 
     def to_frame(self):
-        """The per-user table (``certificate_per_user.csv``)."""
-        return self.per_user_frame()
+        """The per-user table (``certificate_per_user.csv``); empty when rebuilt from JSON (no per-user rows)."""
+        import pandas as pd
+
+        return self.per_user_frame() if self.arrays is not None else pd.DataFrame({"user_id": []})
 
     def outputs(self) -> dict[str, Any]:
         """``certificate.json`` and, when the per-user arrays are here, ``certificate_per_user.csv``."""

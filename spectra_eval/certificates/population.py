@@ -102,10 +102,10 @@ def betting_lower(y: np.ndarray, lower: float, level: float, *, prior_mean: floa
 
 
 def t_lower(y: np.ndarray, level: float) -> float:
-    """One-sided Student-t lower bound on E[Y] (asymptotic: exact only for normal Y)."""
+    """One-sided Student-t lower bound on E[Y] (asymptotic: exact only for normal Y); NaN below two values."""
     y = np.asarray(y, dtype=np.float64)
     if y.size < 2:
-        return -math.inf
+        return math.nan
     return float(y.mean() - stats.t.ppf(1.0 - level, y.size - 1) * y.std(ddof=1) / math.sqrt(y.size))
 
 
@@ -459,8 +459,9 @@ def population_statements(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray,
                f"no finite-sample evidence that {a_name}'s mean TV distance to users' preferences is lower "
                f"than {b_name}'s (lower bound {v_lo:.4f})"),
         population=POPULATION,
-        method=("unbiased estimate of a quadratic minorant of TV(d, theta) - TV(s, theta) (|x| >= sigma x; "
-                "|s - x| <= ((s - x)^2 + r^2)/(2r) or the chord); capital-betting lower bound at alpha_each; "
+        method=("unbiased estimate of a polynomial minorant of TV(d, theta) - TV(s, theta) (|d - x| >= sigma (d - x); "
+                "|s - x| <= ((s - x)^2 + r^2)/(2r) or its Bernstein polynomial E|s - Bin(n, x)/n|); scale rho and "
+                "the estimator's lower end fitted on the pilot; capital-betting lower bound at alpha_each; "
                 "estimate_plugin is the plug-in mean on the observed mix (biased, not a bound)"),
         n=int(hold.sum()), values={"estimate_plugin": plug, "lower": v_lo, "minorant_mean": float(yv.mean()),
                                    "estimator_lower_end": v_lower})

@@ -410,6 +410,7 @@ def test_certificate_result_save_equals_the_cli_and_round_trips(counted, capsys,
     assert again.to_dict() == doc and again.latent.population.brier_gap.values["lower"] == pytest.approx(
         doc["latent"]["population"]["brier_gap"]["lower"])
     assert list(again.outputs()) == ["certificate.json"]  # no per-user rows without the arrays
+    assert again.to_frame().empty and "brier_gap" in again._repr_html_() and "<table" in cert._repr_html_()
     assert cert.to_frame().equals(cert.per_user_frame()) and repr(cert).startswith("<Certificate: 80 users")
 
 
