@@ -294,7 +294,7 @@ def clopper_pearson_lower(successes: int, n: int, alpha: float = 0.05, routes: i
     return float(clopper_pearson(int(successes), n, level, "lower"))
 
 
-def clopper_pearson(successes, n, level: float, side: str) -> np.ndarray:
+def clopper_pearson(successes, n, level, side: str) -> np.ndarray:
     """Exact one-sided Clopper-Pearson bound(s) on binomial proportions, vectorised.
 
     ``side="lower"``: the largest p0 with P(Bin(n, p0) >= k) <= level, i.e. ``Beta(level; k, n-k+1)`` (0 when

@@ -53,9 +53,10 @@ POPULATION = ("users drawn i.i.d. like this cohort; the predicate is about each 
               "of which the counts are a multinomial sample")
 
 
-def simultaneous_box(counts: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def simultaneous_box(counts: np.ndarray, level: "float | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
     """Per-category Clopper-Pearson bounds (a, b), shape (n, K), covering all K coordinates of theta* at once
-    with probability >= 1 - ``level`` (each of the 2K one-sided bounds at ``level / (2K)``)."""
+    with probability >= 1 - ``level`` (each of the 2K one-sided bounds at ``level / (2K)``; ``level`` may be an
+    (n, 1) array of per-user levels)."""
     n = counts.sum(axis=1, keepdims=True)
     each = level / (2 * counts.shape[1])
     return clopper_pearson(counts, n, each, "lower"), clopper_pearson(counts, n, each, "upper")

@@ -94,6 +94,8 @@ def plan(effect: float, *, alpha: float = 0.05, power: float = 0.8, routes: int 
     """Users needed for a mean-gap statement, and (with ``k`` and ``box_gap``) items per user for the box."""
     level = alpha / (routes * statements)
     if sd is None:
+        if between_var is None or within_var is None:
+            raise ValueError("give sd, or between_var and within_var")
         sd = math.sqrt(between_var + within_var / items_per_user)
     n_hold = users_needed(effect, sd, level, power, lower)
     z_a, z_p = stats.norm.ppf(1 - level), stats.norm.ppf(power)

@@ -323,9 +323,10 @@ class PopulationResult:
     def from_dict(cls, d: Mapping[str, Any]) -> "PopulationResult":
         tuning = d.get("tuning") or {}
         return cls(float(d["alpha"]), int(d["routes"]), float(d["alpha_each"]), int(d["n_pilot"]),
-                   int(d["n_holdout"]), int(d.get("pilot_seed", 0)), tuning.get("kappa"), tuning.get("tv_scale"),
-                   tuning.get("tv_scale_source"), *(statement_from_dict(d[k]) for k in
-                                                    ("support", "brier_gap", "brier_fraction", "tv_gap")),
+                   int(d["n_holdout"]), int(d.get("pilot_seed", 0)), float(tuning.get("kappa", math.nan)),
+                   float(tuning.get("tv_scale", math.nan)), str(tuning.get("tv_scale_source", "")),
+                   statement_from_dict(d["support"]), statement_from_dict(d["brier_gap"]),
+                   statement_from_dict(d["brier_fraction"]), statement_from_dict(d["tv_gap"]),
                    d.get("description", POPULATION))
 
     def statements(self) -> dict[str, Statement]:
