@@ -252,3 +252,16 @@ def test_plan_formulas_against_a_hand_computation():
     assert betting_width(n, 0.2, level) == pytest.approx(
         (1 - math.sqrt(1 - lam ** 2 * 0.04 - 2 * math.log(100) / n)) / lam)
     assert pl.n_users == math.ceil(n / 0.8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.floats(-2.0, 2.0), min_size=2, max_size=60), level=st.sampled_from([0.01, 0.05, 0.3]))
+def test_betting_lower_properties(y, level):
+    """Below the sample mean, at least the a-priori lower end, and monotone in the level (a larger level
+    rejects more candidate means, so its bound is at least as high)."""
+    y = np.array(y)
+    lo = betting_lower(y, -2.0, level)
+    assert -2.0 <= lo <= y.mean() + 1e-9
+    assert betting_lower(y, -2.0, level / 10) <= lo + 1e-9
+    # shifting every value (and the lower end and the first bet's centre) shifts the bound
+    assert betting_lower(y + 1.0, -1.0, level, prior_mean=1.0) == pytest.approx(lo + 1.0, abs=1e-7)
