@@ -18,10 +18,17 @@ Two levels of claim, always labelled (``theory/README.md``):
   Every cohort fraction gets a one-sided population lower bound (:func:`spectra_eval.certificates.bounds.fraction_bound`).
 * **Latent** (with ``counts``): the regime and dominance predicates about each user's preference
   :math:`\theta^*_u`, certified per user at type-I error beta and lifted (:mod:`spectra_eval.certificates.latent`).
+* **Latent population statements** (with ``counts``): support mismatch, mean Brier gap, Brier fraction and mean
+  TV gap about users' preferences, with no per-user certificate (:mod:`spectra_eval.certificates.population`,
+  ``latent.population``); ``per_user_fdr`` adds per-user p-values and a Benjamini-Hochberg list.
+
+``probe`` and ``dg`` may be any two methods (``names`` names them): the claim is always "the first beats the
+second", and the second's support is the list L.
 
 ``routes`` is the number of pre-registered (tau, k, chain, Theorem-1 certificate) combinations the user will
-report from this data; every population bound of the run is at level alpha / routes. The run's one headline
-is the latent regime bound with counts, the observed one without.
+report from this data; every bound type of the run is at level alpha / routes (``settings.simultaneity`` says
+how they combine). The run's one headline is the strongest valid latent statement with counts, the observed
+regime bound without.
 """
 from __future__ import annotations
 

@@ -19,7 +19,15 @@ What is certified, exactly:
   latent (with --counts): the regime and TV dominance about each user's PREFERENCE theta* (the distribution the
     counted items were drawn from), certified per user with type-I error <= beta and lifted to the population
     with that error subtracted. This is the claim a paper makes; with few items per user expect few certified.
-All population bounds hold with probability >= 1 - alpha/routes. Proofs: theory/README.md."""
+  latent population statements (with --counts), about users' PREFERENCES with no per-user certificate: the
+    share of users with a counted item outside the second method's list (zero per-user error), the mean
+    squared-error (Brier) gap, the share of users the first method is closer to, and the mean TV gap, each with
+    a finite-sample lower bound at alpha_each = alpha / (routes x 5), so the five hold together at
+    1 - alpha/routes; a pilot split (--pilot-fraction) tunes them and enters no bound it tunes.
+Each bound type is at alpha/routes (settings.simultaneity says how they combine). Compare any two methods with
+--method A=FILE --versus B=FILE (the claim is "A beats B"); --probe/--dg are the same with A = probe, B = dg.
+The per-user certified columns are not a list of users for whom the claim holds; --per-user-fdr Q gives one.
+Proofs: theory/README.md."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
