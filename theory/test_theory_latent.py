@@ -213,3 +213,14 @@ def test_every_false_count_vector_is_refused_on_a_tiny_exhaustive_case():
     prob = stats.binom.pmf(np.arange(n + 1), n, theta[0])
     assert prob[res.tv_dominates].sum() <= beta
     assert list(itertools.compress(range(n + 1), res.tv_dominates)) == [i for i in range(n + 1) if res.tv_dominates[i]]
+
+
+@settings(max_examples=60)
+@given(theta=distribution(5), n_obs=st.integers(1, 200), seed=st.integers(0, 10_000),
+       level=st.sampled_from([0.5, 0.05, 1e-4]))
+def test_box_always_contains_the_observed_mix(theta, n_obs, seed, level):
+    """Box intersected with the simplex is never empty: each Clopper-Pearson interval contains c/n."""
+    counts = np.random.default_rng(seed).multinomial(n_obs, theta, size=20)
+    lo, hi = simultaneous_box(counts, level)
+    mix = counts / n_obs
+    assert (lo <= mix).all() and (mix <= hi).all()

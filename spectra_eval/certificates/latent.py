@@ -28,12 +28,15 @@ simulation tests. The cohort fraction of certified users is lifted to the popula
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.special import rel_entr
 
 from spectra_eval.certificates.bounds import LN2, FractionBound, clopper_pearson, fraction_bound, list_mask, phi_sharp
+from spectra_eval.certificates.population import PopulationResult
 
 #: certificates need a margin beyond this, so floating-point rounding can never certify a false predicate
 NUMERIC_SLACK = 1e-12
@@ -50,9 +53,10 @@ POPULATION = ("users drawn i.i.d. like this cohort; the predicate is about each 
               "of which the counts are a multinomial sample")
 
 
-def simultaneous_box(counts: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def simultaneous_box(counts: np.ndarray, level: "float | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
     """Per-category Clopper-Pearson bounds (a, b), shape (n, K), covering all K coordinates of theta* at once
-    with probability >= 1 - ``level`` (each of the 2K one-sided bounds at ``level / (2K)``)."""
+    with probability >= 1 - ``level`` (each of the 2K one-sided bounds at ``level / (2K)``; ``level`` may be an
+    (n, 1) array of per-user levels)."""
     n = counts.sum(axis=1, keepdims=True)
     each = level / (2 * counts.shape[1])
     return clopper_pearson(counts, n, each, "lower"), clopper_pearson(counts, n, each, "upper")
@@ -146,6 +150,13 @@ class LatentResult:
     regime_bound: FractionBound
     tv_dominates_bound: FractionBound
 
+    def summary(self, population: PopulationResult | None = None,
+                per_user_fdr: Mapping[str, Any] | None = None) -> "LatentSummary":
+        """The JSON-level summary (``certificate.json: latent``), with the population statements."""
+        d = self.to_dict()
+        return LatentSummary(d["beta"], d["method"], d["n_obs"], d["regime"], d["tv_dominates"], POPULATION,
+                             population, per_user_fdr)
+
     def to_dict(self) -> dict:
         n = self.n_obs
         return {
@@ -161,6 +172,90 @@ class LatentResult:
         }
 
 
+@dataclass(frozen=True)
+class LatentSummary:
+    """``certificate.json: latent``: the per-user certificates' lifts (``regime``, ``tv_dominates``) and the
+    population statements (``population``, :class:`~spectra_eval.certificates.population.PopulationResult`;
+    its ``description`` is the model sentence that older documents kept as the string ``latent.population``)."""
+
+    beta: float
+    method: Mapping[str, str]
+    n_obs: Mapping[str, float]
+    regime: Mapping[str, Any]
+    tv_dominates: Mapping[str, Any]
+    description: str = POPULATION
+    population: PopulationResult | None = None
+    per_user_fdr: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"beta": self.beta, "method": dict(self.method), "n_obs": dict(self.n_obs),
+               "regime": dict(self.regime), "tv_dominates": dict(self.tv_dominates),
+               "population": self.population.to_dict() if self.population is not None else self.description}
+        if self.per_user_fdr is not None:
+            out["per_user_fdr"] = dict(self.per_user_fdr)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LatentSummary":
+        pop = d.get("population")
+        if isinstance(pop, Mapping):
+            return cls(d["beta"], d.get("method") or {}, d["n_obs"], d["regime"], d["tv_dominates"],
+                       pop.get("description", POPULATION), PopulationResult.from_dict(pop), d.get("per_user_fdr"))
+        return cls(d["beta"], d.get("method") or {}, d["n_obs"], d["regime"], d["tv_dominates"],
+                   pop or POPULATION, None, d.get("per_user_fdr"))
+
+
+def _certify_at(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray, beta, tau: float):
+    """Per-user certificates at per-user error ``beta`` (a number, or an array (n,) of levels):
+    (sup JS nats, lower bound on theta(L^c) - theta_DG(L^c), regime, sup TV gap, dominance)."""
+    n_obs = counts.sum(axis=1)
+    b = np.asarray(beta, dtype=np.float64)
+    col = b[:, None] if b.ndim else b
+    outside = ~list_mask(dg, tau)
+    lo, hi = simultaneous_box(counts, col / 2)
+    js_hi = js_upper(probe, lo, hi)
+    out_count = np.where(outside, counts, 0).sum(axis=1)
+    m_lower = clopper_pearson(out_count, n_obs, b / 2, "lower") - np.where(outside, dg, 0.0).sum(axis=1)
+    regime = m_lower - phi_sharp(js_hi, "nats") > NUMERIC_SLACK
+    lo, hi = simultaneous_box(counts, col)
+    gap = tv_gap_upper(probe, dg, lo, hi)
+    return js_hi, m_lower, regime, gap, gap < -NUMERIC_SLACK
+
+
+def per_user_p_values(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray, tau: float = 0.0,
+                      steps: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-user p-values of the latent regime and dominance: the smallest per-user error beta at which the
+    user is certified (1 if not even at beta = 1).
+
+    The Clopper-Pearson sets shrink as beta grows, so "certified at beta" is monotone in beta and
+    :math:`\{p_u \le b\} \subset \{\text{certified at } b'\}` for every b' > b; by Lemma C,
+    :math:`P(p_u \le b \mid \text{predicate false}) \le b`: a valid p-value. Bisection on log beta over
+    [1e-16, 1] (``steps`` halvings; the upper end of the bracket is returned, so p is never understated)."""
+    n = len(counts)
+    out = []
+    for which in (2, 4):  # index of regime and dominance in _certify_at's tuple
+        lo, hi = np.full(n, math.log(1e-16)), np.zeros(n)
+        ok_at_one = _certify_at(counts, probe, dg, np.ones(n), tau)[which]
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            cert = _certify_at(counts, probe, dg, np.exp(mid), tau)[which]
+            hi, lo = np.where(cert, mid, hi), np.where(cert, lo, mid)
+        out.append(np.where(ok_at_one, np.exp(hi), 1.0))
+    return out[0], out[1]
+
+
+def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
+    """Benjamini-Hochberg (1995) at false-discovery rate ``q``: reject the k smallest p-values, k the largest
+    index with p_(k) <= k q / m (independent p-values, as users' counts are)."""
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    passed = np.nonzero(p[order] <= q * np.arange(1, m + 1) / m)[0]
+    reject = np.zeros(m, dtype=bool)
+    if passed.size:
+        reject[order[: passed[-1] + 1]] = True
+    return reject
+
+
 def latent_certificates(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray, *, beta: float = BETA,
                         alpha: float = 0.05, routes: int = 1, tau: float = 0.0) -> LatentResult:
     """Certify the latent regime and dominance per user and lift both to the population.
@@ -169,15 +264,7 @@ def latent_certificates(counts: np.ndarray, probe: np.ndarray, dg: np.ndarray, *
     checked by the caller (:func:`spectra_eval.certificates.observed.certify`). ``beta`` is each user's type-I error budget.
     """
     n_obs = counts.sum(axis=1)
-    outside = ~list_mask(dg, tau)
-    lo, hi = simultaneous_box(counts, beta / 2)
-    js_hi = js_upper(probe, lo, hi)
-    out_count = np.where(outside, counts, 0).sum(axis=1)
-    m_lower = clopper_pearson(out_count, n_obs, beta / 2, "lower") - np.where(outside, dg, 0.0).sum(axis=1)
-    regime = m_lower - phi_sharp(js_hi, "nats") > NUMERIC_SLACK
-    lo, hi = simultaneous_box(counts, beta)
-    gap = tv_gap_upper(probe, dg, lo, hi)
-    dominates = gap < -NUMERIC_SLACK
+    js_hi, m_lower, regime, gap, dominates = _certify_at(counts, probe, dg, beta, tau)
     return LatentResult(
         beta, n_obs, js_hi / LN2, m_lower, regime, gap, dominates,
         fraction_bound(regime, alpha, routes, population=POPULATION + " (latent regime)", beta=beta),

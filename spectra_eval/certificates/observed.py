@@ -18,10 +18,17 @@ Two levels of claim, always labelled (``theory/README.md``):
   Every cohort fraction gets a one-sided population lower bound (:func:`spectra_eval.certificates.bounds.fraction_bound`).
 * **Latent** (with ``counts``): the regime and dominance predicates about each user's preference
   :math:`\theta^*_u`, certified per user at type-I error beta and lifted (:mod:`spectra_eval.certificates.latent`).
+* **Latent population statements** (with ``counts``): support mismatch, mean Brier gap, Brier fraction and mean
+  TV gap about users' preferences, with no per-user certificate (:mod:`spectra_eval.certificates.population`,
+  ``latent.population``); ``per_user_fdr`` adds per-user p-values and a Benjamini-Hochberg list.
+
+``probe`` and ``dg`` may be any two methods (``names`` names them): the claim is always "the first beats the
+second", and the second's support is the list L.
 
 ``routes`` is the number of pre-registered (tau, k, chain, Theorem-1 certificate) combinations the user will
-report from this data; every population bound of the run is at level alpha / routes. The run's one headline
-is the latent regime bound with counts, the observed one without.
+report from this data; every bound type of the run is at level alpha / routes (``settings.simultaneity`` says
+how they combine). The run's one headline is the strongest valid latent statement with counts, the observed
+regime bound without.
 """
 from __future__ import annotations
 
@@ -34,7 +41,10 @@ import numpy as np
 
 from spectra_eval.metrics.divergences import _chi_square, _hellinger, _js, _kl, _linf, _tv
 from spectra_eval.io import CountTable, DistributionTable, align_tables, check_schema, json_errors
-from spectra_eval.certificates.latent import BETA, NUMERIC_SLACK, LatentResult, latent_certificates
+from spectra_eval.certificates.latent import (BETA, NUMERIC_SLACK, LatentResult, LatentSummary, benjamini_hochberg,
+                                              latent_certificates, per_user_p_values)
+from spectra_eval.certificates.population import PILOT_FRACTION, PopulationResult, population_statements
+from spectra_eval.results import Result
 from spectra_eval.metrics.ranking import Rankings, _dcg, _discounts, _ideal_dcg, _top_k
 from spectra_eval.certificates.bounds import (
     CHAINS,
@@ -496,13 +506,16 @@ class CertificateArrays:
     theorem1: Theorem1Result
     theorem4: Theorem4Result
     latent: LatentResult | None = None
+    population: PopulationResult | None = None
+    fdr: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # p regime, p dom, BH regime, BH dom
 
 
 @dataclass(frozen=True)
-class Certificate:
+class Certificate(Result):
     """Everything ``spectra certify`` writes: ``to_dict`` gives ``certificate.json``, ``from_dict`` reads it back
-    (per-user arrays only when computed here; see :meth:`per_user_frame`). Blocks absent from older or partial
-    documents are None."""
+    (per-user arrays only when computed here; see :meth:`to_frame`). Blocks absent from older or partial
+    documents are None. Follows :class:`spectra_eval.results.Result`: ``summary()`` is what ``spectra certify``
+    prints, ``outputs()``/``save(dir)`` exactly what it writes."""
 
     settings: Mapping[str, Any]
     per_user: RegimeSummary
@@ -510,7 +523,7 @@ class Certificate:
     theorem1: Theorem1Summary | None
     dkw: DkwSummary | None
     theorem4: Mapping[str, Any] | None = None
-    latent: Mapping[str, Any] | None = None
+    latent: LatentSummary | None = None
     headline: Mapping[str, Any] | None = None
     arrays: CertificateArrays | None = field(default=None, compare=False, repr=False)
     source: str = field(default="<memory>", compare=False, repr=False)
@@ -522,9 +535,12 @@ class Certificate:
             out["theorem1"] = _block(self.theorem1)
         if self.dkw is not None:
             out["dkw"] = {k: v for k, v in _block(self.dkw).items() if k != "paper" or v is not None}
-        for key in ("theorem4", "latent", "headline"):
-            if getattr(self, key) is not None:
-                out[key] = dict(getattr(self, key))
+        if self.theorem4 is not None:
+            out["theorem4"] = dict(self.theorem4)
+        if self.latent is not None:
+            out["latent"] = self.latent.to_dict()
+        if self.headline is not None:
+            out["headline"] = dict(self.headline)
         return out
 
     @classmethod
@@ -537,9 +553,66 @@ class Certificate:
                 aggregate={k: AggregateReading.from_dict(v) for k, v in (d.get("aggregate") or {}).items()},
                 theorem1=_record(Theorem1Summary, d["theorem1"]) if "theorem1" in d else None,
                 dkw=DkwSummary.from_dict(d["dkw"]) if "dkw" in d else None,
-                theorem4=d.get("theorem4"), latent=d.get("latent"), headline=d.get("headline"),
-                source=source,
+                theorem4=d.get("theorem4"),
+                latent=LatentSummary.from_dict(d["latent"]) if d.get("latent") else None,
+                headline=d.get("headline"), source=source,
             )
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The console summary as a mapping: observed and latent fractions with their bounds, the population
+        statements (bounds and plain sentences) and the headline."""
+        pu, t1 = self.per_user, self.theorem1
+        bounds = pu.bounds or {}
+        observed = {"fraction_in_regime": pu.fraction_in_regime,
+                    "pi_lower": (bounds.get("in_regime") or {}).get("pi_lower"),
+                    "fraction_tv_dominates": pu.fraction_tv_dominates,
+                    "tv_dominates_pi_lower": (bounds.get("tv_dominates") or {}).get("pi_lower")}
+        if t1 is not None:
+            observed |= {"fraction_favorable": t1.fraction_favorable,
+                         "certificate": str(t1.certificate) + ("" if t1.certificate_valid is not False
+                                                               else " (INVALID certificate)")}
+        out: dict[str, Any] = {"n": pu.n, "observed": observed}
+        la = self.latent
+        if la is not None:
+            out["latent"] = {"beta": la.beta,
+                             "regime": {k: la.regime[k] for k in ("fraction_certified", "pi_lower")},
+                             "tv_dominates": {k: la.tv_dominates[k] for k in ("fraction_certified", "pi_lower")}}
+            pop = la.population
+            if pop is not None:
+                out["latent"]["population"] = {
+                    "alpha_each": pop.alpha_each, "n_pilot": pop.n_pilot, "n_holdout": pop.n_holdout,
+                    "support": {k: pop.support.values[k] for k in ("fraction", "pi_lower")},
+                    "brier_gap": {k: pop.brier_gap.values[k] for k in ("estimate", "lower", "lower_t")},
+                    "brier_fraction": {"pi_lower": pop.brier_fraction.values["pi_lower"]},
+                    "tv_gap": {k: pop.tv_gap.values[k] for k in ("estimate_plugin", "lower")},
+                    "in_words": pop.sentences()}
+        out["headline"] = dict(self.headline) if self.headline is not None else None
+        return out
+
+    def summary(self) -> str:
+        """What ``spectra certify`` prints: :meth:`summary_dict` as indented JSON."""
+        import json
+
+        from spectra_eval.io import json_safe
+
+        return json.dumps(json_safe(self.summary_dict()), indent=2)
+
+    def to_frame(self):
+        """The per-user table (``certificate_per_user.csv``); empty when rebuilt from JSON (no per-user rows)."""
+        import pandas as pd
+
+        return self.per_user_frame() if self.arrays is not None else pd.DataFrame({"user_id": []})
+
+    def outputs(self) -> dict[str, Any]:
+        """``certificate.json`` and, when the per-user arrays are here, ``certificate_per_user.csv``."""
+        out: dict[str, Any] = {"certificate.json": self.to_dict()}
+        if self.arrays is not None:
+            out["certificate_per_user.csv"] = self.per_user_frame()
+        return out
+
+    def __repr__(self) -> str:
+        h = self.headline or {}
+        return f"<Certificate: {self.per_user.n} users; headline ({h.get('level', '?')}): {h.get('claim', '')}>"
 
     def per_user_frame(self):
         import pandas as pd
@@ -559,6 +632,12 @@ class Certificate:
             columns |= {"n_obs": la.n_obs, "latent_js_upper": la.js_upper_bits, "latent_m_lower": la.m_lower,
                         "latent_regime": la.regime, "latent_tv_gap_upper": la.tv_gap_upper,
                         "latent_tv_dominates": la.tv_dominates}
+        if a.population is not None:
+            columns |= {"out_of_list_count": a.population.out_of_list_count,
+                        "brier_gain": a.population.brier_gain, "pilot": a.population.pilot}
+        if a.fdr is not None:
+            columns |= {"latent_regime_p": a.fdr[0], "latent_tv_dominates_p": a.fdr[1],
+                        "latent_regime_fdr": a.fdr[2], "latent_tv_dominates_fdr": a.fdr[3]}
         return pd.DataFrame(columns)
 
 
@@ -586,10 +665,25 @@ def _observed_truth(truth: DistributionTable | None, counts: CountTable | None) 
 
 def certify(truth: DistributionTable | None, probe: DistributionTable, dg: DistributionTable, *,
             counts: CountTable | None = None, alpha: float = 0.05, k: int = 5, routes: int = 1, tau: float = 0.0,
-            certificate: str = "direct_linf", beta: float = BETA, allow_invalid: bool = False) -> Certificate:
+            certificate: str = "direct_linf", beta: float = BETA, allow_invalid: bool = False,
+            pilot_fraction: float = PILOT_FRACTION, pilot_seed: int = 0, tv_scale: float | None = None,
+            names: tuple[str, str] = ("probe", "dg"), per_user_fdr: float | None = None) -> Certificate:
     """Every certificate of the module docstring on aligned tables (probe and DG are re-ordered to the truth's
-    users and categories; with ``counts`` the truth is counts / n_u)."""
+    users and categories; with ``counts`` the truth is counts / n_u).
+
+    ``probe`` is the method claimed better and ``dg`` the one it is compared with (any two methods; ``names``
+    name them in the sentences). With ``counts`` the population statements of
+    :mod:`spectra_eval.certificates.population` are added (``latent.population``), tuned on a pilot split of
+    ``pilot_fraction`` of the users drawn with ``pilot_seed``; ``tv_scale`` pre-registers the TV majorant's
+    scale instead of fitting it. ``per_user_fdr`` (q) adds per-user p-values and the users discovered by
+    Benjamini-Hochberg at false-discovery rate q: the only per-user list with an error guarantee."""
     alpha = check_alpha(alpha)
+    if per_user_fdr is not None:
+        per_user_fdr = check_alpha(per_user_fdr, name="per-user-fdr")
+    pilot_fraction = check_fraction(pilot_fraction, name="pilot-fraction", open_right=True)
+    pilot_seed = check_count(pilot_seed, name="pilot-seed", minimum=0)
+    if tv_scale is not None and not (math.isfinite(float(tv_scale)) and float(tv_scale) > 0):
+        raise SpectraInputError(f"tv-scale: {tv_scale!r} is not a positive number")
     routes = check_count(routes, name="routes")
     tau = check_fraction(tau, name="tau", open_right=True)
     beta = check_alpha(beta, name="beta")
@@ -625,10 +719,22 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
         label="observed certificate: per user, TV(probe) <= phi_sharp(JS) < theta*(L^c) - theta_DG(L^c) <= TV(DG), "
               "theta* = the observed future mix",
         bounds=bounds)
-    latent = None
+    latent = population = None
     if counts is not None:
         # observed = counts / n_u in the counts' own user and category order
         latent = latent_certificates(counts.counts, s, d, beta=beta, alpha=alpha, routes=routes, tau=tau)
+        population = population_statements(counts.counts, s, d, alpha=alpha, routes=routes, tau=tau,
+                                           pilot_fraction=pilot_fraction, pilot_seed=pilot_seed,
+                                           tv_scale=tv_scale, method_names=names)
+    fdr = fdr_block = None
+    if counts is not None and per_user_fdr is not None:
+        p_reg, p_dom = per_user_p_values(counts.counts, s, d, tau)
+        fdr = (p_reg, p_dom, benjamini_hochberg(p_reg, per_user_fdr), benjamini_hochberg(p_dom, per_user_fdr))
+        fdr_block = {"q": per_user_fdr, "n_regime": int(fdr[2].sum()), "n_tv_dominates": int(fdr[3].sum()),
+                     "method": ("per-user p-value = smallest beta at which the user is certified (valid by Lemma C "
+                                "and nesting); Benjamini-Hochberg (1995) at q over all users (independent "
+                                "p-values); columns latent_*_p and latent_*_fdr"),
+                     "claim": (f"expected share of false claims among the listed users <= {per_user_fdr:g}")}
     settings = {"truth": None if truth is None else truth.source, "counts": None if counts is None else counts.source,
                 "probe": probe.source, "dg": dg.source, "alpha": alpha, "k": k, "unit": "bits", "tau": tau,
                 "routes": routes, "routes_counted": ROUTES_COUNTED, "level": level, "certificate": certificate,
@@ -636,11 +742,19 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
                 "dg_list": "categories with DG mass > tau (tau = 0: the DG support)",
                 "renormalised": {"truth": t_defect, "probe": s_defect, "dg": d_defect,
                                  "note": "rows divided by their sums before certifying; largest |1 - sum| found"},
-                "numeric_slack": NUMERIC_SLACK, "beta": beta if counts is not None else None}
+                "numeric_slack": NUMERIC_SLACK, "beta": beta if counts is not None else None,
+                "compared": {"method": names[0], "versus": names[1]}}
+    if counts is not None:
+        settings |= {"pilot_fraction": pilot_fraction, "pilot_seed": pilot_seed, "tv_scale": tv_scale}
+    blocks = 6 + (3 if counts is not None else 0)  # bound types at alpha/routes; the population block is one
+    settings["simultaneity"] = {
+        "bound_types": blocks, "all_hold_jointly_with_probability_at_least": max(0.0, 1.0 - blocks * level),
+        "note": ("each bound type (observed regime, TV dominance, DKW, Theorem 1 fraction and expected gain, Theorem 4"
+                 + (", latent regime and TV dominance lifts, and the population block split alpha/routes among its "
+                    "5 statements" if counts is not None else "") + ") is at alpha/routes; all routes of one type "
+                 "hold jointly at 1 - alpha; every bound of the run jointly at 1 - bound_types * alpha/routes")}
     if latent is not None:
-        headline = {"claim": "latent regime (Theorem 3 on each user's preference)", "level": "latent",
-                    "fraction": latent.regime_bound.fraction, "pi_lower": latent.regime_bound.pi_lower,
-                    "population": latent.regime_bound.population}
+        headline = latent_headline(latent, population)
     else:
         headline = {"claim": "observed regime (Theorem 3 on each user's observed future mix)", "level": "observed",
                     "fraction": bounds["in_regime"]["fraction"], "pi_lower": bounds["in_regime"]["pi_lower"],
@@ -650,6 +764,47 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
              n, reg.in_regime.mean(), t1.fraction_favorable, certificate,
              "" if latent is None else f"; latent regime certified for {latent.regime.mean():.3f}")
     return Certificate(settings, summary, aggregate_readings(t, s, reg), t1.summary(family, routes),
-                       DkwSummary.from_dict(dkw), t4.summary(routes), None if latent is None else latent.to_dict(),
-                       headline, CertificateArrays(observed.users, reg, t1, t4, latent))
+                       DkwSummary.from_dict(dkw), t4.summary(routes),
+                       None if latent is None else latent.summary(population, fdr_block),
+                       headline, CertificateArrays(observed.users, reg, t1, t4, latent, population, fdr))
+
+
+#: the latent statements in decreasing strength; the headline is the first whose bound is positive
+HEADLINE_ORDER = ("regime", "tv_dominates", "brier_fraction", "brier_gap", "tv_gap", "support")
+
+
+def latent_headline(latent: LatentResult, population: PopulationResult) -> dict[str, Any]:
+    """The strongest valid latent statement of the run, naming its level.
+
+    Strength order (:data:`HEADLINE_ORDER`): per-user regime certified for a population fraction (the paper's
+    claim), per-user TV dominance, the fraction of users whose preference the probe is closer to (squared
+    error), the mean squared-error gap, the mean TV gap, DG's support mismatch; the first with a positive lower
+    bound is the headline (the latent regime, at bound 0, when none is)."""
+    per_user = {"regime": (latent.regime_bound, "latent regime (Theorem 3 on each user's preference), per user "
+                                                "certified at type-I error beta"),
+                "tv_dominates": (latent.tv_dominates_bound, "latent TV dominance (each user's preference), per "
+                                                            "user certified at type-I error beta")}
+    pop = population.statements()
+    for name in HEADLINE_ORDER:
+        if name in per_user:
+            bound, words = per_user[name]
+            if bound.pi_lower > 0:
+                return {"claim": f"{words}: at least {bound.pi_lower:.1%} of users", "level": "latent",
+                        "kind": "per-user certificate lifted to the population", "statement": name,
+                        "fraction": bound.fraction, "pi_lower": bound.pi_lower, "population": bound.population}
+            continue
+        st = pop[name]
+        if "pi_lower" in st.values and st.values["pi_lower"] > 0:
+            return {"claim": st.claim, "level": "latent", "kind": "population statement", "statement": name,
+                    "fraction": st.values.get("fraction"), "pi_lower": st.values["pi_lower"],
+                    "population": st.population, "alpha_each": population.alpha_each}
+        if "lower" in st.values and st.values["lower"] > 0:
+            return {"claim": st.claim, "level": "latent", "kind": "population statement", "statement": name,
+                    "fraction": None, "pi_lower": None, "estimate": st.values.get("estimate",
+                                                                                 st.values.get("estimate_plugin")),
+                    "lower": st.values["lower"], "population": st.population, "alpha_each": population.alpha_each}
+    bound = latent.regime_bound
+    return {"claim": "no latent statement is certified (latent regime lower bound 0)", "level": "latent",
+            "kind": "per-user certificate lifted to the population", "statement": "regime", "fraction": bound.fraction, "pi_lower": bound.pi_lower,
+            "population": bound.population}
 

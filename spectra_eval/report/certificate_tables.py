@@ -120,6 +120,11 @@ def _bound(block) -> float | None:
     return block["pi_lower"] if isinstance(block, dict) else block.pi_lower
 
 
+def _names(cert: Certificate) -> tuple[str, str]:
+    compared = cert.settings.get("compared") or {}
+    return compared.get("method", "probe"), compared.get("versus", "DG")
+
+
 def population_table(cert: Certificate) -> Table:
     """Observed and latent certificates side by side: each cohort fraction and its population lower bound."""
     pu, t1, t4, la = cert.per_user, cert.theorem1, cert.theorem4, cert.latent
@@ -127,10 +132,9 @@ def population_table(cert: Certificate) -> Table:
             Column("observed_pi", "population ≥", group="observed future mix"),
             Column("latent", "certified", group="latent preference"),
             Column("latent_pi", "population ≥", group="latent preference"))
-    latent = la or {}
 
     def latent_cells(key):
-        block = latent.get(key)
+        block = getattr(la, key, None) if la is not None else None
         return (num(block["fraction_certified"], 3), num(block["pi_lower"], 3)) if block else (Cell(), Cell())
 
     rows = [Row(f"regime ({pu.chain or '?'} chain)",
@@ -143,12 +147,32 @@ def population_table(cert: Certificate) -> Table:
     if t4:
         rows.append(Row(f"Theorem 4 favorable (DCG@{t4['k']})", (num(t4["fraction_favorable"], 3),
                                                                   num(_bound(t4["favorable_bound"]), 3), Cell(), Cell())))
+    pop = la.population if la is not None else None
+    pop_text = ""
+    if pop is not None:
+        a_name, b_name = _names(cert)
+        sp, bg, bf, tv = pop.support.values, pop.brier_gap.values, pop.brier_fraction.values, pop.tv_gap.values
+        rows += [Row("latent population statements (no per-user certificate)"),
+                 Row(f"a counted item outside {b_name}'s list", (Cell(), Cell(), num(sp["fraction"], 3),
+                                                                  num(sp["pi_lower"], 3))),
+                 Row(f"{a_name} closer to the preference (squared error)", (Cell(), Cell(), Cell(),
+                                                                           num(bf["pi_lower"], 3))),
+                 Row(f"mean squared-error gap {b_name} − {a_name}", (Cell(), Cell(), num(bg["estimate"], 4),
+                                                                       num(bg["lower"], 4))),
+                 Row(f"mean TV gap {b_name} − {a_name}", (Cell(), Cell(), num(tv["estimate_plugin"], 4),
+                                                         num(tv["lower"], 4)))]
+        pop_text = (f" Population statements: about users' preferences without certifying any user, on "
+                    f"{pop.n_holdout} holdout users ({pop.n_pilot} pilot users tune them; the support row uses all "
+                    f"{pop.n_pilot + pop.n_holdout}), each at confidence {1 - pop.alpha_each:.1%} so that all hold "
+                    f"together; for the two gaps the columns are the estimate (TV: plug-in on the observed mix, "
+                    f"biased) and a finite-sample lower bound (squared-error t bound, asymptotic: "
+                    f"{bg['lower_t']:.4f}).")
     alpha, routes = cert.settings.get("alpha", 0.05), cert.settings.get("routes", 1)
     level = f"{1 - float(alpha) / float(routes):.1%}"
-    latent_text = (f" Latent columns: each user's preference θ* certified from {la['n_obs']['min']}–"
-                   f"{la['n_obs']['max']} observed items (median {la['n_obs']['median']:g}) with per-user type-I "
-                   f"error β = {la['beta']:g}, lifted as (CP − β)/(1 − β)." if la else
-                   " Latent columns need spectra certify --counts.")
+    latent_text = (f" Latent columns: each user's preference θ* certified from {la.n_obs['min']}–"
+                   f"{la.n_obs['max']} observed items (median {la.n_obs['median']:g}) with per-user type-I "
+                   f"error β = {la.beta:g}, lifted as (CP − β)/(1 − β)." if la else
+                   " Latent columns need spectra certify --counts.") + pop_text
     return Table("certificate_population", "Observed and latent certificates", caption(
         f"Cohort fraction of users for whom each predicate holds and its one-sided population lower bound "
         f"(exact Clopper–Pearson, confidence {level}"

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from spectra_eval.data.priors import PRIOR_NAMES
 from spectra_probe.demo.common import CERTIFIED_PROBE, PROBE_METHODS, DemoRun, Stopwatch, cli
-from spectra_probe.demo.readme import report_readme
+from spectra_probe.demo.readme import VERSUS_COHORT_CERTIFICATE, report_readme
 from spectra_probe.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,13 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
                                         for key, c in comparisons.items()}
     clock.lap("evaluate vs history-cohort")
     # latent certificates from the counted future items (observed level: counts / n_u, see export_evaluation_inputs)
-    cli("certify", "--counts", str(files["counts"]), "--probe", str(preds[CERTIFIED_PROBE]), "--dg", str(preds["dg"]),
+    # (population statements too: latent.population); then the skeptic's comparison, the same probe against the
+    # cohort prior, which reads no user
+    probe_flag = ("--method", f"{CERTIFIED_PROBE}={preds[CERTIFIED_PROBE]}")
+    cli("certify", "--counts", str(files["counts"]), *probe_flag, "--versus", f"dg={preds['dg']}",
         "--out", str(run.evaluation))
+    cli("certify", "--counts", str(files["counts"]), *probe_flag, "--versus",
+        f"history-cohort={preds['history-cohort']}", "--out", str(work / "certify-vs-cohort"))
     clock.lap("certify")
 
     # the report directory holds only cohort-level outputs (no per-user rows)
@@ -119,6 +124,7 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
     run.report.mkdir(parents=True)
     for name in ("metrics.json", "certificate.json"):
         shutil.copy2(run.evaluation / name, run.report / name)
+    shutil.copy2(work / "certify-vs-cohort" / "certificate.json", run.report / VERSUS_COHORT_CERTIFICATE)
     for name in EXTRA_STAGES.names() if stages is None else stages:
         EXTRA_STAGES.load(name)(run)
         clock.lap(name)
@@ -141,7 +147,9 @@ def run_demo(out: str | Path, work: str | Path, *, users: int | None = None, max
     (run.report / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     metrics = json.loads((run.report / "metrics.json").read_text(encoding="utf-8"))
     certificate = json.loads((run.report / "certificate.json").read_text(encoding="utf-8"))
-    (run.report / "README.md").write_text(report_readme(metrics, certificate, summary), encoding="utf-8")
+    versus_cohort = json.loads((run.report / VERSUS_COHORT_CERTIFICATE).read_text(encoding="utf-8"))
+    (run.report / "README.md").write_text(report_readme(metrics, certificate, summary, versus_cohort),
+                                          encoding="utf-8")
 
     # swap the finished report in: `out` is never left half-written
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,17 @@
 """The demo report's README: every number and verdict computed from the run's JSON."""
 from __future__ import annotations
 
+#: the second certificate of the demo: the certified probe against the cohort prior (report folder file name)
+VERSUS_COHORT_CERTIFICATE = "certificate-vs-history-cohort.json"
 
-def report_readme(metrics: dict, certificate: dict, summary: dict) -> str:
+
+def report_readme(metrics: dict, certificate: dict, summary: dict, versus_cohort: dict | None = None) -> str:
     """The report folder's README: what was run, the headline numbers, and what they do and do not show.
 
     Every number and every verdict is computed here from ``metrics.json``, ``certificate.json`` and the demo
     summary (``summary['vs_history_cohort']``: the comparisons of the second evaluation, reference
-    ``history-cohort``), so the text cannot drift from the run.
+    ``history-cohort``; ``versus_cohort``: the certificate of the certified probe against ``history-cohort``),
+    so the text cannot drift from the run.
     """
     methods, versus = metrics["methods"], summary.get("vs_history_cohort", {})
     by_js = sorted(methods, key=lambda name: methods[name]["js"]["mean"])
@@ -70,6 +74,9 @@ drawn from ({latent['n_obs']['min']}-{latent['n_obs']['max']} counted items per 
 per-user error beta = {latent['beta']}): {latent['regime']['fraction_certified']:.3f} certified in the regime (lower bound
 {latent['regime']['pi_lower']:.3f}), {latent['tv_dominates']['fraction_certified']:.3f} certified TV-dominant (lower bound
 {latent['tv_dominates']['pi_lower']:.3f}). {_latent_words(latent)} Bounds at alpha = {certificate['settings']['alpha']}.
+
+{_population_words(certificate, "dg")}
+{"" if versus_cohort is None else chr(10) + _population_words(versus_cohort, "history-cohort") + chr(10)}
 {extra}
 ## What it does not show
 
@@ -127,7 +134,43 @@ def _dg_lead_words(methods: dict) -> str:
 
 def _latent_words(latent: dict) -> str:
     if latent["regime"]["fraction_certified"] > 0:
-        return "The latent claim, the paper's, holds for the certified users only."
+        return ("The per-user certificates are lifted to a population bound with their error subtracted; they are "
+                "not a list of users for whom the claim is established (that would need false-discovery control).")
     return (f"No user is certified at the latent level: with a median of {latent['n_obs']['median']:.0f} future items "
-            "a user's preference is too uncertain for the per-user test, so the paper's latent claim is not "
-            "established here, whatever the observed fractions say.")
+            "a user's preference is too uncertain for a per-user test, so the paper's per-user claim is not "
+            "established here, whatever the observed fractions say; the population statements below are what "
+            "these data do establish about users' preferences.")
+
+
+def _population_words(certificate: dict, versus: str) -> str:
+    """The latent population statements of one certificate, in plain words, with a verdict."""
+    pop = (certificate.get("latent") or {}).get("population")
+    if not isinstance(pop, dict):
+        return ""
+    method = (certificate["settings"].get("compared") or {}).get("method", "the probe")
+    brier, tv, frac, supp = pop["brier_gap"], pop["tv_gap"], pop["brier_fraction"], pop["support"]
+    level = f"each at confidence {1 - pop['alpha_each']:.0%}, all together at {1 - pop['alpha_each'] * 5:.0%}"
+    if brier["lower"] > 0:
+        verdict = (f"**{method} is closer to users' preferences than `{versus}`** (mean squared error lower by at "
+                   f"least {brier['lower']:.4f}, finite-sample bound; estimate {brier['estimate']:.4f}, asymptotic "
+                   f"t bound {brier['lower_t']:.4f})")
+    else:
+        verdict = (f"**not established that {method} is closer to users' preferences than `{versus}`** (mean "
+                   f"squared-error gap {brier['estimate']:+.4f}, finite-sample lower bound {brier['lower']:+.4f}, "
+                   f"asymptotic t bound {brier['lower_t']:+.4f})")
+    lines = [f"**Latent population statements, {method} vs `{versus}`** (about users' preferences, no user "
+             f"certified; {pop['n_holdout']} holdout users, {pop['n_pilot']} pilot users tune the bounds and enter "
+             f"none; {level}): {verdict}."]
+    if frac["pi_lower"] > 0:
+        lines.append(f"It is closer (squared error) to the preference of at least {frac['pi_lower']:.0%} of users.")
+    if tv["lower"] > 0:
+        lines.append(f"Its mean total-variation distance to users' preferences is lower by at least "
+                     f"{tv['lower']:.3f}.")
+    else:
+        lines.append(f"The mean TV gap is not established (lower bound {tv['lower']:+.3f}; plug-in on the "
+                     f"observed mix {tv['estimate_plugin']:+.3f}, biased).")
+    if supp["pi_lower"] > 0:
+        lines.append(f"`{versus}` gives zero probability to a genre the user watches for at least "
+                     f"{supp['pi_lower']:.0%} of users ({supp['fraction']:.1%} of this cohort have a counted item "
+                     f"outside its list).")
+    return " ".join(lines)

@@ -246,7 +246,7 @@ def test_certify_with_counts_adds_the_latent_block(counted, capsys):
     n_obs = counts.sum(axis=1)
     assert la["beta"] == 0.1 and la["n_obs"] == {"min": int(n_obs.min()), "median": float(np.median(n_obs)),
                                                  "max": int(n_obs.max())}
-    assert "Clopper-Pearson box" in la["method"]["box"] and "latent preference" in la["population"]
+    assert "Clopper-Pearson box" in la["method"]["box"] and "latent preference" in la["population"]["description"]
     per_user = pd.read_csv(t["tmp"] / "lat" / "certificate_per_user.csv", dtype={"user_id": str})
     for key, column in (("regime", "latent_regime"), ("tv_dominates", "latent_tv_dominates")):
         k, n = int(per_user[column].sum()), len(per_user)
@@ -305,3 +305,164 @@ def test_certify_help_says_what_is_certified(capsys):
         main(["certify", "--help"])
     text = capsys.readouterr().out
     assert "soundly" not in text and "OBSERVED future mix" in text and "PREFERENCE" in text
+
+
+# ------------------------------------------------------------------ latent population statements (issue 19)
+
+POPULATION_KEYS = {"alpha_each", "n_pilot", "n_holdout", "support", "brier_gap", "brier_fraction", "tv_gap"}
+
+
+def test_certify_with_counts_writes_the_population_block_checked_independently(counted, capsys):
+    from scipy import stats
+
+    t = counted
+    out = t["tmp"] / "pop"
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--pilot-seed", "4",
+                 "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    cert = json.loads((out / "certificate.json").read_text())
+    pop = cert["latent"]["population"]
+    assert POPULATION_KEYS <= set(pop)
+    for key, fields in (("support", {"fraction", "pi_lower"}), ("brier_gap", {"estimate", "lower", "lower_t"}),
+                        ("brier_fraction", {"pi_lower"}), ("tv_gap", {"estimate_plugin", "lower"})):
+        assert fields | {"claim", "population"} <= set(pop[key]), key
+        assert isinstance(pop[key]["claim"], str) and "users" in pop[key]["population"]
+    per_user = pd.read_csv(out / "certificate_per_user.csv", dtype={"user_id": str})
+    counts = t["count_array"]
+    truth, probe, dg = t["arrays"]
+    # the per-user columns, recomputed from the tables (probe file is in another order: align by user)
+    order = np.argsort(per_user["user_id"].to_numpy())
+    p_hat = counts / counts.sum(1, keepdims=True)
+    assert (per_user["out_of_list_count"].to_numpy()[order] == np.where(dg == 0, counts, 0).sum(1)).all()
+    gain = ((dg - p_hat) ** 2).sum(1) - ((probe - p_hat) ** 2).sum(1)  # = the affine unbiased estimate
+    np.testing.assert_allclose(per_user["brier_gain"].to_numpy()[order], gain, atol=1e-12)
+    n, k = len(per_user), int((per_user["out_of_list_count"] > 0).sum())
+    alpha_each = 0.05 / 5
+    assert pop["alpha_each"] == alpha_each and pop["n_pilot"] == round(0.2 * n) == int(per_user["pilot"].sum())
+    cp = stats.binomtest(k, n, alternative="greater").proportion_ci(1 - alpha_each, method="exact").low if k else 0
+    assert pop["support"]["fraction"] == pytest.approx(k / n) and pop["support"]["pi_lower"] == pytest.approx(cp)
+    hold = per_user.loc[~per_user["pilot"], "brier_gain"].to_numpy()
+    assert pop["n_holdout"] == len(hold) and pop["brier_gap"]["estimate"] == pytest.approx(hold.mean())
+    t_lo = stats.ttest_1samp(hold, 0.0, alternative="greater").confidence_interval(1 - alpha_each).low
+    assert pop["brier_gap"]["lower_t"] == pytest.approx(t_lo)
+    assert -2 <= pop["brier_gap"]["lower"] < pop["brier_gap"]["estimate"]
+    assert 0 <= pop["brier_fraction"]["pi_lower"] <= 1 and pop["tv_gap"]["lower"] <= 1
+    plug = (np.abs(dg - p_hat).sum(1) / 2 - np.abs(probe - p_hat).sum(1) / 2)[order.argsort()]
+    assert pop["tv_gap"]["estimate_plugin"] == pytest.approx(plug[~per_user["pilot"].to_numpy()].mean())
+    # the printed summary carries the same numbers and says them in words
+    shown = printed["latent"]["population"]
+    assert shown["support"]["pi_lower"] == pop["support"]["pi_lower"] and len(shown["in_words"]) == 5
+    assert cert["headline"]["level"] == "latent" and cert["headline"]["claim"]
+
+
+def test_method_versus_is_the_general_form_of_probe_dg(counted, capsys):
+    t = counted
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"],
+                 "--out", str(t["tmp"] / "a")]) == 0
+    assert main(["certify", "--counts", t["counts"], "--method", f"probe={t['probe']}", "--versus",
+                 f"dg={t['dg']}", "--out", str(t["tmp"] / "b")]) == 0
+    a, b = (json.loads((t["tmp"] / x / "certificate.json").read_text()) for x in ("a", "b"))
+    assert a == b
+    # another pair of methods: the names appear in the sentences, the list is the second method's support
+    assert main(["certify", "--counts", t["counts"], "--method", f"cohort={t['dg']}", "--versus",
+                 f"yesno={t['probe']}", "--out", str(t["tmp"] / "c")]) == 0
+    c = json.loads((t["tmp"] / "c" / "certificate.json").read_text())
+    assert c["settings"]["compared"] == {"method": "cohort", "versus": "yesno"}
+    assert "cohort" in c["latent"]["population"]["brier_gap"]["claim"]
+    assert c["latent"]["population"]["brier_gap"]["estimate"] == pytest.approx(
+        -a["latent"]["population"]["brier_gap"]["estimate"])
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--method", "x=a.csv"], "--method and --versus go together"),
+    (["--method", "nofile", "--versus", "y=b.csv"], "expected NAME=FILE"),
+    (["--method", "x=a.csv", "--versus", "x=b.csv"], "more than once"),
+    (["--pilot-fraction", "1"], "pilot-fraction"),
+    (["--tv-scale", "-1"], "tv-scale"),
+])
+def test_certify_method_and_pilot_errors_are_one_line_and_write_nothing(counted, extra, needle, capsys):
+    base = ["certify", "--counts", counted["counts"], "--out", str(counted["tmp"] / "bad")]
+    if not any(a.startswith("--method") for a in extra):
+        base += ["--probe", counted["probe"], "--dg", counted["dg"]]
+    assert main(base + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not (counted["tmp"] / "bad").exists()
+
+
+def test_certificate_result_save_equals_the_cli_and_round_trips(counted, capsys, tmp_path):
+    from spectra_eval.certificates.observed import Certificate, certify
+    from spectra_eval.io import read_count_table, read_distribution_table
+
+    t = counted
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"],
+                 "--out", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out
+    counts = read_count_table(t["counts"])
+    cert = certify(None, read_distribution_table(t["probe"], like=counts),
+                   read_distribution_table(t["dg"], like=counts), counts=counts)
+    assert printed.strip() == cert.summary().strip()
+    written = cert.save(tmp_path / "lib")
+    assert sorted(p.name for p in written) == ["certificate.json", "certificate_per_user.csv"]
+    for name in ("certificate.json", "certificate_per_user.csv"):
+        assert (tmp_path / "lib" / name).read_text() == (tmp_path / "cli" / name).read_text()
+    doc = json.loads((tmp_path / "cli" / "certificate.json").read_text())
+    again = Certificate.from_dict(doc)
+    assert again.to_dict() == doc and again.latent.population.brier_gap.values["lower"] == pytest.approx(
+        doc["latent"]["population"]["brier_gap"]["lower"])
+    assert list(again.outputs()) == ["certificate.json"]  # no per-user rows without the arrays
+    assert again.to_frame().empty and "brier_gap" in again._repr_html_() and "<table" in cert._repr_html_()
+    assert cert.to_frame().equals(cert.per_user_frame()) and repr(cert).startswith("<Certificate: 80 users")
+
+
+def test_theory_plan_prints_users_and_items_and_reads_a_certificate(counted, capsys):
+    assert main(["theory", "plan", "--effect", "0.05", "--sd", "0.2", "--k", "19", "--box-gap", "0.3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_users"] >= out["n_holdout"] >= out["n_users_t"] and out["alpha_each"] == 0.01
+    assert out["per_user_box"]["items_per_user"] > 100
+    t = counted
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"],
+                 "--out", str(t["tmp"] / "pilot")]) == 0
+    capsys.readouterr()
+    assert main(["theory", "plan", "--effect", "0.01", "--from", str(t["tmp"] / "pilot" / "certificate.json")]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    brier = json.loads((t["tmp"] / "pilot" / "certificate.json").read_text())["latent"]["population"]["brier_gap"]
+    assert planned["between_var"] == brier["between_var"] and planned["within_var"] == brier["within_var"]
+    assert main(["theory", "plan", "--effect", "0.05"]) == 2
+    assert "--sd" in capsys.readouterr().err
+
+
+def test_per_user_fdr_lists_users_by_benjamini_hochberg_on_valid_p_values(counted, capsys):
+    from spectra_eval.certificates.latent import latent_certificates
+
+    t = counted
+    out = t["tmp"] / "fdr"
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--per-user-fdr",
+                 "0.1", "--out", str(out)]) == 0
+    cert = json.loads((out / "certificate.json").read_text())
+    pu = pd.read_csv(out / "certificate_per_user.csv", dtype={"user_id": str})
+    for name in ("regime", "tv_dominates"):
+        p = pu[f"latent_{name}_p"].to_numpy()
+        # p <= beta exactly when the user is certified at beta (here the run's beta = 0.05)
+        assert ((p <= 0.05) == pu[f"latent_{name}"].to_numpy()).all()
+        # Benjamini-Hochberg by hand
+        m, order = len(p), np.argsort(p)
+        k = max([i + 1 for i in range(m) if p[order[i]] <= 0.1 * (i + 1) / m], default=0)
+        assert pu[f"latent_{name}_fdr"].sum() == k == cert["latent"]["per_user_fdr"][f"n_{name}"]
+        assert set(np.nonzero(pu[f"latent_{name}_fdr"].to_numpy())[0]) == set(order[:k])
+    assert main(["certify", "--counts", t["counts"], "--probe", t["probe"], "--dg", t["dg"], "--per-user-fdr",
+                 "2", "--out", str(t["tmp"] / "bad")]) == 2
+    assert "per-user-fdr" in capsys.readouterr().err
+
+
+def test_per_user_p_values_are_valid_on_false_predicates():
+    """P(p <= b | dominance false) <= b: users whose preference makes the claim false, many count draws."""
+    from spectra_eval.certificates.latent import per_user_p_values
+
+    rng = np.random.default_rng(8)
+    theta = np.array([0.5, 0.3, 0.2])
+    dg = np.array([0.5, 0.3, 0.2])  # DG equals the preference: TV dominance is false
+    probe = np.array([0.45, 0.35, 0.2])
+    counts = rng.multinomial(60, theta, size=400)
+    _, p_dom = per_user_p_values(counts, np.tile(probe, (400, 1)), np.tile(dg, (400, 1)))
+    for b in (0.05, 0.2, 0.5):
+        assert (p_dom <= b).mean() <= b + 3 * np.sqrt(b * (1 - b) / 400)

@@ -520,3 +520,33 @@ def test_population_table_puts_observed_and_latent_bounds_side_by_side(tmp_path)
     assert frame.loc["regime (sharp chain)", "observed_pi"] == cert["per_user"]["bounds"]["in_regime"]["pi_lower"]
     assert frame.loc["Theorem 4 favorable (DCG@5)", "observed"] == cert["theorem4"]["fraction_favorable"]
     assert "β = 0.05" in t.to_markdown() and "300–300 observed items" in t.to_markdown()
+
+
+def test_population_table_shows_the_latent_population_statements(tmp_path):
+    rng = np.random.default_rng(1)
+    cats = [f"c{i}" for i in range(6)]
+    users = [f"u{i}" for i in range(80)]
+    theta = rng.dirichlet(np.ones(6), 80)
+    counts = np.stack([rng.multinomial(rng.integers(2, 30), t) for t in theta])
+    dg = np.zeros_like(theta)
+    dg[:, :2] = 0.5
+
+    def write(name, values):
+        frame = pd.DataFrame(values, columns=cats)
+        frame.insert(0, "user_id", users)
+        frame.to_csv(tmp_path / name, index=False)
+        return str(tmp_path / name)
+
+    assert main(["certify", "--counts", write("counts.csv", counts), "--method", f"yesno={write('p.csv', theta)}",
+                 "--versus", f"dg={write('dg.csv', dg)}", "--out", str(tmp_path / "out")]) == 0
+    pop = json.loads((tmp_path / "out" / "certificate.json").read_text())["latent"]["population"]
+    t = Report.from_dir(tmp_path / "out").table("certificate_population")
+    frame = t.to_dataframe()
+    frame.index = [i.split(" / ")[-1] for i in frame.index]  # rows of the population-statements group
+    assert frame.loc["a counted item outside dg's list", "latent"] == pop["support"]["fraction"]
+    assert frame.loc["a counted item outside dg's list", "latent_pi"] == pop["support"]["pi_lower"]
+    assert frame.loc["yesno closer to the preference (squared error)", "latent_pi"] == pop["brier_fraction"]["pi_lower"]
+    assert frame.loc["mean squared-error gap dg − yesno", "latent"] == pop["brier_gap"]["estimate"]
+    assert frame.loc["mean squared-error gap dg − yesno", "latent_pi"] == pop["brier_gap"]["lower"]
+    assert frame.loc["mean TV gap dg − yesno", "latent_pi"] == pop["tv_gap"]["lower"]
+    assert f"{pop['n_holdout']} holdout users" in t.to_markdown()

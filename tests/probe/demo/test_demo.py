@@ -30,6 +30,15 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert (counts.sum(axis=1) == future.loc[counts.index]).all()  # one count per future item
     latent = certificate["latent"]
     assert latent["n_obs"]["min"] == counts.sum(axis=1).min() and certificate["headline"]["level"] == "latent"
+    # population statements for probe-yesno vs dg and vs history-cohort (the skeptic's comparison), in the README
+    versus = json.loads((out / "certificate-vs-history-cohort.json").read_text())
+    assert versus["settings"]["compared"] == {"method": "probe-yesno", "versus": "history-cohort"}
+    assert certificate["settings"]["compared"] == {"method": "probe-yesno", "versus": "dg"}
+    for cert in (certificate, versus):
+        pop = cert["latent"]["population"]
+        assert pop["n_pilot"] + pop["n_holdout"] == 12 and pop["brier_gap"]["lower"] <= pop["brier_gap"]["estimate"]
+    readme = (out / "README.md").read_text()
+    assert "probe-yesno vs `dg`" in readme and "probe-yesno vs `history-cohort`" in readme
     assert demo["training"]["cpt"]["steps"] == demo["training"]["sft"]["steps"] == 2
     # context_items_mean: lines per exported context, as contexts.csv holds them
     exported = read_frame(work / "data" / "contexts.csv", string_columns=("user_id", "context"))["context"]
