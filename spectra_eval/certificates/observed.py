@@ -598,23 +598,21 @@ class Certificate(Result):
         return json.dumps(json_safe(self.summary_dict()), indent=2)
 
     def to_frame(self):
-        """The per-user table (``certificate_per_user.csv``); empty when rebuilt from JSON (no per-user rows)."""
-        import pandas as pd
-
-        return self.per_user_frame() if self.arrays is not None else pd.DataFrame({"user_id": []})
+        """The per-user table (``certificate_per_user.csv``); a ``ValueError`` when rebuilt from JSON."""
+        return self._per_user_frame()
 
     def outputs(self) -> dict[str, Any]:
         """``certificate.json`` and, when the per-user arrays are here, ``certificate_per_user.csv``."""
         out: dict[str, Any] = {"certificate.json": self.to_dict()}
         if self.arrays is not None:
-            out["certificate_per_user.csv"] = self.per_user_frame()
+            out["certificate_per_user.csv"] = self._per_user_frame()
         return out
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # the summary is JSON: its first line says nothing
         h = self.headline or {}
         return f"<Certificate: {self.per_user.n} users; headline ({h.get('level', '?')}): {h.get('claim', '')}>"
 
-    def per_user_frame(self):
+    def _per_user_frame(self):
         import pandas as pd
 
         if self.arrays is None:
@@ -753,7 +751,7 @@ def certify(truth: DistributionTable | None, probe: DistributionTable, dg: Distr
                  + (", latent regime and TV dominance lifts, and the population block split alpha/routes among its "
                     "5 statements" if counts is not None else "") + ") is at alpha/routes; all routes of one type "
                  "hold jointly at 1 - alpha; every bound of the run jointly at 1 - bound_types * alpha/routes")}
-    if latent is not None:
+    if latent is not None and population is not None:  # both come from the counts
         headline = latent_headline(latent, population)
     else:
         headline = {"claim": "observed regime (Theorem 3 on each user's observed future mix)", "level": "observed",

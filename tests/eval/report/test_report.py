@@ -541,7 +541,7 @@ def test_population_table_shows_the_latent_population_statements(tmp_path):
                  "--versus", f"dg={write('dg.csv', dg)}", "--out", str(tmp_path / "out")]) == 0
     pop = json.loads((tmp_path / "out" / "certificate.json").read_text())["latent"]["population"]
     t = Report.from_dir(tmp_path / "out").table("certificate_population")
-    frame = t.to_dataframe()
+    frame = t.to_frame()
     frame.index = [i.split(" / ")[-1] for i in frame.index]  # rows of the population-statements group
     assert frame.loc["a counted item outside dg's list", "latent"] == pop["support"]["fraction"]
     assert frame.loc["a counted item outside dg's list", "latent_pi"] == pop["support"]["pi_lower"]
