@@ -38,6 +38,8 @@ from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit
                                         md_escape)
 from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, embolden
 from spectra_eval.report.render import LATEX_PACKAGES, latex_document, render_latex, render_markdown
+from spectra_eval.analyses.latency import SCHEMA as LATENCY_SCHEMA
+from spectra_eval.analyses.latency import Latency
 from spectra_eval.analyses.panels import SCHEMA as PANEL_SCHEMA
 from spectra_eval.analyses.panels import Panels
 from spectra_eval.report import panel_tables as pt
@@ -71,6 +73,7 @@ DOCUMENTS: dict[str, Document] = {d.key: d for d in (
     Document("fusion", "fusion.json", FUSION_SCHEMA, FusionRuns.from_dict, pattern="fusion-*.json"),
     Document("steering", "steering.json", STEERING_SCHEMA, SteeringResult.from_dict),
     Document("panel", "panel.json", PANEL_SCHEMA, Panels.from_dict, pattern="panel-*.json"),
+    Document("latency", "latency.json", LATENCY_SCHEMA, Latency.from_dict, pattern="*.manifest.json"),
 )}
 
 
@@ -110,6 +113,7 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
     TableSpec("fusion", "fusion", ft.fusion_table),
     TableSpec("steering", "steering", st.steering_table),
     TableSpec("panel", "panel", pt.panel_table, parts=pt.panel_parts),
+    TableSpec("latency", "latency", pt.latency_table),
 )}
 
 

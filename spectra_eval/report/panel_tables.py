@@ -71,3 +71,31 @@ def panel_table(panels: Panels, part: str) -> Table:
         + _per_run(f"{p.rows[r].n_users:,}" for r in p.runs) + " users, K = "
         + _per_run(p.rows[r].n_categories for r in p.runs) + " categories per run.",
     )), f"panel-{part}", lit(p.axis), tuple(cols), tuple(rows))
+
+
+def latency_table(lat) -> Table:
+    """Paper Table 11: seconds per user of every probe run, prompts and tokens per user, and the K-linear fit."""
+    from spectra_eval.report.model import count
+
+    cols = (Column("seconds_per_user", "s / user ↓", "lower"), Column("prompts_per_user", "prompts / user"),
+            Column("tokens_per_user", "tokens / user"), Column("k", "K"), Column("users", "users"),
+            Column("engine", "engine"), Column("device", "device"))
+    rows = []
+    for r in lat.runs:
+        rows.append(Row(f"{r['run']} ({r['method']})", (
+            num(r["seconds_per_user"], 4), num(r["prompts_per_user"], 1), num(r["tokens_per_user"], 0),
+            count(r["k"]), count(r["users"]), text(str(r["engine"])), text(f"{r['device']}, {r['dtype']}"))))
+    notes = []
+    for method, fits in lat.fits.items():
+        for engine, f in fits.items():
+            notes.append(f"Fit {lit(method)} ({lit(engine)}): s/user = {f['a']:.3g} + {f['b']:.3g}·K, least "
+                         f"squares over {f['n_runs']} runs at K = {', '.join(map(str, f['k']))}.")
+    for method, r in lat.ratios.items():
+        slope = "" if r["slope_ratio"] is None else f"; ratio of the fitted slopes {r['slope_ratio']:.2f}"
+        notes.append(f"{lit(method)}: naive / packed s/user = {r['mean']:.2f} (mean over K = "
+                     f"{', '.join(map(str, r['k']))}){slope}.")
+    return Table("latency", "Wall-clock latency", " ".join((
+        "Scoring wall-clock per user of each probe run (model loading excluded), the prompts per user (one per "
+        "scored category suffix or generation) and their tokens, each prompt counted as if run alone.",
+        "Times compare only within one machine and a quiet one; device and dtype per row.",
+    )), "latency", "Run", cols, tuple(rows), tuple(notes))
