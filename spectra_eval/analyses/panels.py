@@ -138,16 +138,21 @@ class Panel(Result):
             return None
         return {label: (int(m.group(1)), m.group(2)) for label, m in found.items()}
 
-    def sentence(self) -> str:
-        """What the panel shows, in one honest sentence computed from its numbers."""
+    def ordering_sentence(self) -> str:
+        """In how many runs the probe-vs-reference JS ordering holds, the largest paired p, and where it fails."""
         ps = [self.rows[r].p for r in self.runs if self.rows[r].p is not None]
         fails = [r for r in self.runs if self.rows[r].ordering_holds is False]
-        text = (f"Along {self.axis}, {self.probe} has lower JS than {self.reference} in {self.holds} of "
+        text = (f"Along {self.axis}, {self.probe} has lower mean JS than {self.reference} in {self.holds} of "
                 f"{len(self.runs)} runs")
         if ps:
             text += f" (largest paired p = {max(ps):.2g})"
         if fails:
             text += f"; it does not in {', '.join(fails)}"
+        return text + "."
+
+    def sentence(self) -> str:
+        """What the panel shows, in one honest sentence computed from its numbers: the ordering and the spread."""
+        text = self.ordering_sentence()[:-1]
         parts = []
         for key in self.metrics:
             s = self.spread.get(self.probe, {}).get(key)
