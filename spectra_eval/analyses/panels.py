@@ -284,3 +284,37 @@ class Panels:
         if not panels:
             raise SpectraInputError(f"{source}: no panels")
         return cls(panels)
+
+
+def evaluate_cells(truth, preds: Mapping[str, Any], reference: str, meta: pd.DataFrame, column: str, *,
+                   meta_source: str = "meta", **evaluate_kwargs) -> dict[str, Any]:
+    """``spectra evaluate --meta`` cells as panel runs: one :func:`~spectra_eval.evaluation.evaluate` per level of
+    ``meta[column]`` (e.g. ``cell`` = ``CW3-LT``), on that level's users only, levels in first-appearance order.
+
+    The result feeds :func:`panel` directly (label -> Evaluation); each cell's CIs and paired test are about the
+    users of that cell, exactly as a separate ``spectra evaluate`` of those users would give.
+    """
+    from spectra_eval.evaluation import evaluate
+    from spectra_eval.io import USER_COL, DistributionTable
+
+    if column not in meta.columns:
+        raise SpectraInputError(f"{meta_source}: no column {column!r} (have {', '.join(map(str, meta.columns))})")
+    if USER_COL not in meta.columns:
+        raise SpectraInputError(f"{meta_source}: no {USER_COL!r} column")
+    level_of = dict(zip(meta[USER_COL].astype(str), meta[column]))
+    missing = [u for u in truth.users if u not in level_of]
+    if missing:
+        raise SpectraInputError(f"{meta_source}: user {missing[0]!r} of {truth.source} has no row")
+    runs: dict[str, Any] = {}
+    for level in dict.fromkeys(level_of[u] for u in truth.users):
+        keep = np.array([level_of[u] == level for u in truth.users])
+        sub = DistributionTable(truth.users[keep], truth.categories, truth.probs[keep], truth.source)
+        tables = {}
+        for name, table in preds.items():
+            pos = pd.Index(table.users).get_indexer(sub.users)
+            if (pos < 0).any():
+                raise SpectraInputError(f"{table.source}: user {sub.users[int(np.flatnonzero(pos < 0)[0])]!r} of "
+                                        f"{truth.source} is missing")
+            tables[name] = DistributionTable(sub.users, table.categories, table.probs[pos], table.source)
+        runs[str(level)] = evaluate(sub, tables, reference, **evaluate_kwargs)
+    return runs

@@ -110,10 +110,13 @@ def run(args) -> int:
     result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
                       meta=meta, meta_source=args.meta, history=history,
                       lists={name: {"items": args.items, "weights": args.list_weights} for name in lists})
+    doc = result.to_dict()
+    if args.collapse:  # the tables were summed through this map before scoring
+        doc["settings"]["collapse"] = cmap.source
     with atomic_outputs(out) as stage:
-        write_json(stage / "metrics.json", result.to_dict())
+        write_json(stage / "metrics.json", doc)
         write_frame(stage / "per_user.parquet", result.per_user_frame())
-    print(summary(result.to_dict()))
+    print(summary(doc))
     print(f"wrote {out / 'metrics.json'} and {out / 'per_user.parquet'}")
     return 0
 

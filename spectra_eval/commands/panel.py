@@ -20,8 +20,14 @@ runs. The same --reference must be every run's evaluate reference."""
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR",
+    parser.add_argument("--run", action="append", default=None, metavar="LABEL=DIR",
                         help="a run's label and its spectra evaluate --out directory (repeat, in axis order)")
+    parser.add_argument("--cells", default=None, metavar="DIR",
+                        help="instead of --run: a spectra evaluate --meta output; each level of the --by column of "
+                             "its metadata table becomes a row, evaluated on that level's users (same tables, "
+                             "reference, bootstrap, seed and bins as DIR's settings)")
+    parser.add_argument("--by", default="cell", metavar="COLUMN",
+                        help="metadata column whose levels are the rows with --cells (default: cell, e.g. CW3-LT)")
     parser.add_argument("--axis", required=True, metavar="NAME",
                         help="what varies across the runs (e.g. taxonomy, context window, template, stage)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
@@ -42,7 +48,11 @@ def run(args) -> int:
     from spectra_eval.analyses.panels import DEFAULT_METRICS, panel
     from spectra_eval.commands.evaluate import parse_preds
 
-    runs = parse_preds(args.run, "--run")
+    from spectra_eval.validation import SpectraInputError
+
+    if bool(args.run) == bool(args.cells):
+        raise SpectraInputError("give either --run LABEL=DIR (repeated) or --cells DIR")
+    runs = parse_preds(args.run, "--run") if args.run else cells_from(args.cells, args.by)
     result = panel(runs, args.axis, reference=args.reference, probe=args.probe,
                    metrics=args.metric or DEFAULT_METRICS, methods=args.method, name=args.name or "panel")
     result.save(args.out)
@@ -54,3 +64,26 @@ def run(args) -> int:
         return report.run(argparse.Namespace(dir=str(args.out), out=None, caption_prefix="", label_prefix="tab:",
                                              no_pdf=True))
     return 0
+
+
+def cells_from(directory, column: str) -> dict:
+    """The --cells rows: re-read the tables an evaluate --meta run used (its settings) and evaluate each level."""
+    from spectra_eval.analyses.panels import evaluate_cells, load_metrics
+    from spectra_eval.io import read_distribution_table, read_frame
+    from spectra_eval.validation import SpectraInputError
+
+    doc, source = load_metrics(directory)
+    s = doc["settings"]
+    if not s.get("meta"):
+        raise SpectraInputError(f"{source}: was not run with --meta, so it has no cells")
+    if doc.get("lists") or s.get("lists"):
+        raise SpectraInputError(f"{source}: --cells needs --pred tables only (re-run evaluate per cell for --list)")
+    truth = read_distribution_table(s["truth"])
+    preds = {name: read_distribution_table(path, like=truth) for name, path in s["preds"].items()}
+    if s.get("collapse"):  # evaluate --collapse MAP summed every table first
+        from spectra_eval.data.category_maps import collapse
+
+        truth = collapse(truth, s["collapse"])
+        preds = {name: collapse(table, s["collapse"]) for name, table in preds.items()}
+    return evaluate_cells(truth, preds, s["reference"], read_frame(s["meta"]), column, meta_source=s["meta"],
+                          n_resamples=s["bootstrap"], seed=s["seed"], n_bins=s["bins"])

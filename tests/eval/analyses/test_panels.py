@@ -97,3 +97,41 @@ def test_bad_runs_are_one_line(runs, tmp_path, capsys):
     assert "its reference is 'dg', not 'probe'" in capsys.readouterr().err
     assert main(["panel", "--axis", "x", "--out", str(out), "--run", "nolabel"]) == 2
     assert not out.exists()
+
+
+def test_meta_cells_equal_separate_evaluations(tmp_path):
+    import pandas as pd
+
+    files = {}
+    for name, frame in make_cohort(60, seed=3).items():
+        files[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(files[name], index=False)
+    meta = pd.read_csv(files["meta"], dtype={"user_id": str})
+    assert main(["evaluate", "--truth", str(files["truth"]), "--pred", f"probe={files['probe']}", "--pred",
+                 f"dg={files['dg']}", "--reference", "dg", "--bootstrap", "40", "--seed", "2", "--meta",
+                 str(files["meta"]), "--out", str(tmp_path / "all")]) == 0
+    assert main(["panel", "--cells", str(tmp_path / "all"), "--by", "context_window", "--axis", "context window",
+                 "--out", str(tmp_path / "p"), "--no-report"]) == 0
+    doc = json.loads((tmp_path / "p" / "panel.json").read_text())
+    levels = [str(v) for v in dict.fromkeys(meta.set_index("user_id").loc[
+        pd.read_csv(files["truth"], dtype={"user_id": str})["user_id"], "context_window"])]
+    assert doc["runs"] == levels
+    for level in levels:  # the same users evaluated on their own
+        users = set(meta.loc[meta["context_window"].astype(str) == level, "user_id"])
+        sub = {}
+        for name in ("truth", "probe", "dg"):
+            frame = pd.read_csv(files[name], dtype={"user_id": str})
+            sub[name] = tmp_path / f"{name}-{level}.csv"
+            frame[frame["user_id"].isin(users)].to_csv(sub[name], index=False)
+        out = tmp_path / f"e{level}"
+        assert main(["evaluate", "--truth", str(sub["truth"]), "--pred", f"probe={sub['probe']}", "--pred",
+                     f"dg={sub['dg']}", "--reference", "dg", "--bootstrap", "40", "--seed", "2", "--out", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        for method in ("probe", "dg"):
+            for key in ("js", "ndcg@10"):
+                got = doc["rows"][level]["methods"][method][key]
+                want = metrics["methods"][method][key]
+                assert got == pytest.approx({k: want[k] for k in ("mean", "ci_low", "ci_high")}, rel=1e-12)
+        assert doc["rows"][level]["p"] == pytest.approx(metrics["comparisons"]["probe vs dg"]["js"]["p"], rel=1e-12)
+    assert main(["panel", "--cells", str(tmp_path / "all"), "--by", "nope", "--axis", "x",
+                 "--out", str(tmp_path / "q")]) == 2
