@@ -203,7 +203,8 @@ def coherence(fine: DistributionTable, coarse: DistributionTable, category_map, 
 
     cmap = _as_map(category_map)
     summed = collapse(fine, cmap)
-    summed = DistributionTable(summed.users, summed.categories, summed.probs, f"{fine.source} collapsed by {cmap.source}")
+    summed = DistributionTable(summed.users, summed.categories, summed.probs,
+                               f"{fine.source} collapsed by {cmap.source}")
     aligned = align_tables(summed, {"coarse": coarse})["coarse"]
     per_user = js(summed.probs, aligned.probs, unit="bits")
     ci = bootstrap_ci(per_user, n_resamples, seed=seed)

@@ -125,8 +125,9 @@ def taxonomy_panel(run, work: Path) -> dict:
         categories.write_text("\n".join(cmap.merged_labels) + "\n", encoding="utf-8")
         direct = _probe(run, run.work / "probe" / f"{PROBE}-k{k}.csv", categories=categories)
         truth = d / Path(run.files["truth"]).name
-        runs[f"K{k}"] = _evaluate(d / "evaluation", truth, {PROBE: d / Path(run.preds[PROBE]).name,
-                                                              f"{PROBE}-direct": direct, "dg": d / Path(run.preds["dg"]).name})
+        collapsed = {name: d / Path(run.preds[name]).name for name in (PROBE, "dg")}
+        runs[f"K{k}"] = _evaluate(d / "evaluation", truth, {PROBE: collapsed[PROBE], f"{PROBE}-direct": direct,
+                                                            "dg": collapsed["dg"]})
         coh[f"K{k}"] = coherence(read_distribution_table(run.preds[PROBE]), read_distribution_table(direct),
                                   cmap).to_dict()
     _panel(run, "taxonomy", "taxonomy size", runs, methods=(PROBE, f"{PROBE}-direct", "dg"))
@@ -226,7 +227,8 @@ def stage_panel(run, work: Path) -> dict:
         runs[label] = _evaluate(work / slug, truth, {PROBE: probe, "dg": dg})
     runs["CPT + SFT (final)"] = run.evaluation
     _panel(run, "stage", "training stage", runs)
-    return {"models": {"untrained": "model-base", "CPT only": "model-cpt", "CPT + SFT (final)": str(Path(run.model).name)}}
+    return {"models": {"untrained": "model-base", "CPT only": "model-cpt",
+                       "CPT + SFT (final)": str(Path(run.model).name)}}
 
 
 def latency_runs(run, work: Path) -> dict:

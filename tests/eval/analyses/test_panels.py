@@ -125,7 +125,8 @@ def test_meta_cells_equal_separate_evaluations(tmp_path):
             frame[frame["user_id"].isin(users)].to_csv(sub[name], index=False)
         out = tmp_path / f"e{level}"
         assert main(["evaluate", "--truth", str(sub["truth"]), "--pred", f"probe={sub['probe']}", "--pred",
-                     f"dg={sub['dg']}", "--reference", "dg", "--bootstrap", "40", "--seed", "2", "--out", str(out)]) == 0
+                     f"dg={sub['dg']}", "--reference", "dg", "--bootstrap", "40", "--seed", "2",
+                     "--out", str(out)]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         for method in ("probe", "dg"):
             for key in ("js", "ndcg@10"):

@@ -139,8 +139,8 @@ def test_evaluate_collapse_equals_evaluating_collapsed_files(tmp_path):
                  "--out", str(tmp_path / "a")]) == 0
     assert main(["collapse", "--map", "movielens-k10", "--out", str(tmp_path / "c"),
                  *(str(tmp_path / f"{n}.csv") for n in ("truth", "probe", "dg"))]) == 0
-    base = [b.replace(str(tmp_path / "probe"), str(tmp_path / "c" / "probe")).replace(str(tmp_path / "dg"), str(tmp_path / "c" / "dg"))
-            for b in base]
+    base = [b.replace(str(tmp_path / "probe"), str(tmp_path / "c" / "probe"))
+            .replace(str(tmp_path / "dg"), str(tmp_path / "c" / "dg")) for b in base]
     assert main(["evaluate", "--truth", str(tmp_path / "c" / "truth.csv"), *base, "--out", str(tmp_path / "b")]) == 0
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
     assert a["n_categories"] == 10

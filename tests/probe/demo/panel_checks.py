@@ -83,4 +83,5 @@ def check_panels(out, work, tmp_path) -> None:
     assert (again / "tables.md").read_text() == (out / "tables.md").read_text()
     assert (again / "tables.tex").read_text() == (out / "tables.tex").read_text()
     for name in PANELS:
-        assert (again / "figures" / f"panel-{name}.png").read_bytes() == (out / "figures" / f"panel-{name}.png").read_bytes()
+        figure = f"figures/panel-{name}.png"
+        assert (again / figure).read_bytes() == (out / figure).read_bytes()
