@@ -92,3 +92,17 @@ def test_report_reads_manifests(runs, tmp_path):
     md = (tmp_path / "tables.md").read_text()
     assert "Wall-clock latency" in md and "yesno-naive (yesno)" in md
     assert "Fit yesno (packed): s/user" in md and "naive / packed s/user" in md
+
+
+def test_merged_shards_sum_their_latency():
+    from spectra_probe.run.outputs import merge_latency
+
+    a = {"seconds": 2.0, "users": 4, "seconds_per_user": 0.5, "prompts_per_user": 5.0, "tokens_per_user": 100.0,
+         "engine": "packed", "device": "cpu", "dtype": "float32"}
+    b = {**a, "seconds": 3.0, "users": 2, "seconds_per_user": 1.5, "tokens_per_user": 130.0, "device": "cuda:0"}
+    m = merge_latency([a, b])
+    assert m["seconds"] == 5.0 and m["users"] == 6 and m["seconds_per_user"] == pytest.approx(5 / 6)
+    assert m["tokens_per_user"] == pytest.approx((4 * 100 + 2 * 130) / 6) and m["prompts_per_user"] == 5.0
+    assert m["engine"] == "packed" and m["device"] == "mixed"
+    assert merge_latency([a, None]) is None
+    assert merge_latency([a, {**b, "prompts_per_user": None}])["prompts_per_user"] is None
