@@ -46,13 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spectra_eval.analyses.panels import DEFAULT_METRICS, panel
-    from spectra_eval.commands.evaluate import parse_preds
 
     from spectra_eval.validation import SpectraInputError
 
     if bool(args.run) == bool(args.cells):
         raise SpectraInputError("give either --run LABEL=DIR (repeated) or --cells DIR")
-    runs = parse_preds(args.run, "--run") if args.run else cells_from(args.cells, args.by)
+    runs = parse_runs(args.run) if args.run else cells_from(args.cells, args.by)
     result = panel(runs, args.axis, reference=args.reference, probe=args.probe,
                    metrics=args.metric or DEFAULT_METRICS, methods=args.method, name=args.name or "panel")
     result.save(args.out)
@@ -64,6 +63,22 @@ def run(args) -> int:
         return report.run(argparse.Namespace(dir=str(args.out), out=None, caption_prefix="", label_prefix="tab:",
                                              no_pdf=True))
     return 0
+
+
+def parse_runs(items: list[str]) -> dict[str, str]:
+    """``["LABEL=DIR", ...]`` -> ``{LABEL: DIR}`` (split at the first ``=``); a malformed or repeated label is an
+    input error."""
+    from spectra_eval.validation import SpectraInputError
+
+    runs: dict[str, str] = {}
+    for item in items:
+        label, sep, path = (x.strip() for x in item.partition("="))
+        if not sep or not label or not path:
+            raise SpectraInputError(f"--run {item!r}: expected LABEL=DIR (a label without '=')")
+        if label in runs:
+            raise SpectraInputError(f"--run {item!r}: label {label!r} is given more than once")
+        runs[label] = path
+    return runs
 
 
 def cells_from(directory, column: str) -> dict:

@@ -177,3 +177,22 @@ def test_coherence_equals_scipy_js():
     # a probe that is exactly coherent scores 0
     exact = collapse(fine, m)
     assert coherence(fine, exact, m, n_resamples=50).mean == pytest.approx(0.0, abs=1e-15)
+
+
+def test_cli_coherence_writes_the_independent_js(tmp_path, capsys):
+    fine = _table(30, seed=6)
+    m = read_category_map("movielens-k15")
+    coarse = DistributionTable(fine.users, m.merged_labels, np.random.default_rng(2).dirichlet(np.ones(15), size=30))
+    fine.to_frame().to_csv(tmp_path / "fine.csv", index=False)
+    coarse.to_frame().to_csv(tmp_path / "coarse.csv", index=False)
+    assert main(["collapse", "--map", "movielens-k15", "--coherence", str(tmp_path / "coarse.csv"), "--bootstrap",
+                 "100", "--out", str(tmp_path / "o"), str(tmp_path / "fine.csv")]) == 0
+    doc = json.loads((tmp_path / "o" / "coherence.json").read_text())
+    summed = _loop_sum(fine.to_frame(), dict(m.mapping)).iloc[:, 1:].to_numpy()
+    ref = np.mean([jensenshannon(summed[i], coarse.probs[i], base=2) ** 2 for i in range(30)])
+    assert doc["schema"] == "spectra.coherence/1" and doc["unit"] == "bits" and doc["n"] == 30
+    assert doc["mean"] == pytest.approx(ref, abs=1e-12) and doc["ci_low"] <= doc["mean"] <= doc["ci_high"]
+    assert f"coherence: mean JS {ref:.4f} bits" in capsys.readouterr().out
+    assert main(["collapse", "--map", "movielens-k15", "--coherence", str(tmp_path / "coarse.csv"),
+                 "--out", str(tmp_path / "q"), str(tmp_path / "fine.csv"), str(tmp_path / "coarse.csv")]) == 2
+    assert "give exactly one TABLE" in capsys.readouterr().err and not (tmp_path / "q").exists()
