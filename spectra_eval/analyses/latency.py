@@ -8,7 +8,8 @@ or more K, fits the paper's linear cost model by least squares over the runs:
 .. math:: s/\mathrm{user} = a + b\,K
 
 The packed-vs-naive ratio of a method is the naive engine's s/user divided by the packed engine's at every K
-where both ran (mean over those K), and, when both engines have a fit, the ratio of the slopes b.
+where both ran (mean over those K; at each K the packed run with the naive run's number of users, when there
+is one, else the first), and, when both engines have a fit, the ratio of the slopes b.
 
 Population: each row is about one run on one machine; times from different machines or from a busy machine
 are not comparable (the row names device and dtype).
@@ -130,11 +131,15 @@ def latency(runs: Sequence[Mapping] | Mapping[str, Any]) -> Latency:
                                                              [r["seconds_per_user"] for r in timed])
     ratios: dict = {}
     for method in dict.fromkeys(r["method"] for r in rows):
-        per_engine = {e: {r["k"]: r["seconds_per_user"] for r in rows if r["method"] == method and r["engine"] == e
-                          and r["seconds_per_user"]} for e in ("packed", "naive")}
-        common = sorted(set(per_engine["packed"]) & set(per_engine["naive"]))
+        timed = [r for r in rows if r["method"] == method and r["seconds_per_user"]]
+        pairs = {}  # K -> (naive, packed): the packed run of that K with the naive run's user count when there is one
+        for naive in (r for r in timed if r["engine"] == "naive"):
+            packed = [r for r in timed if r["engine"] == "packed" and r["k"] == naive["k"]]
+            if packed:
+                pairs[naive["k"]] = (naive, min(packed, key=lambda r: (r["users"] != naive["users"], 0)))
+        common = sorted(pairs)
         if common:
-            each = [per_engine["naive"][k] / per_engine["packed"][k] for k in common]
+            each = [pairs[k][0]["seconds_per_user"] / pairs[k][1]["seconds_per_user"] for k in common]
             slope = None
             f = fits.get(method, {})
             if "packed" in f and "naive" in f and f["packed"]["b"] > 0:

@@ -253,8 +253,8 @@ def spread_of(rows: Mapping[str, PanelRow], metrics: Sequence[str]) -> dict:
     for method in dict.fromkeys(m for r in rows.values() for m in r.methods):
         out[method] = {}
         for key in metrics:
-            values = [r.methods[method][key]["mean"] for r in rows.values() if method in r.methods]
-            values = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+            means = [r.methods[method][key]["mean"] for r in rows.values() if method in r.methods]
+            values = np.array([v for v in means if v is not None and not math.isnan(v)], dtype=float)
             if len(values) == 0:
                 continue
             out[method][key] = {"min": float(values.min()), "max": float(values.max()),

@@ -106,3 +106,11 @@ def test_merged_shards_sum_their_latency():
     assert m["engine"] == "packed" and m["device"] == "mixed"
     assert merge_latency([a, None]) is None
     assert merge_latency([a, {**b, "prompts_per_user": None}])["prompts_per_user"] is None
+
+
+def test_ratio_pairs_runs_of_the_same_users():
+    full = {**_row(19, 0.05, run="full"), "users": 943}
+    sample = {**_row(19, 0.04, run="sample"), "users": 100}
+    naive = {**_row(19, 0.12, "naive"), "users": 100}
+    assert latency([full, sample, naive]).ratios["yesno"]["each"] == [pytest.approx(0.12 / 0.04)]
+    assert latency([full, {**naive, "users": 50}]).ratios["yesno"]["each"] == [pytest.approx(0.12 / 0.05)]
