@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "theory": ("spectra_eval.commands.theory", "evaluate the TV bound chains (phi) and the DKW cohort certificate"),
     "steer": ("spectra_eval.commands.steer", "steerability of probed distributions under stated preferences"),
     "report": ("spectra_eval.commands.report", "render Markdown/LaTeX tables and PNG/PDF figures from JSON outputs"),
+    "collapse": ("spectra_eval.commands.collapse", "merge categories by summing mass through a category map"),
+    "panel": ("spectra_eval.commands.panel", "robustness panel: one metric table over several runs along an axis"),
     "fuse": ("spectra_eval.commands.fuse", "fuse SPECTRA as a category prior into a base ranker's candidate scores"),
     "probe": ("spectra_probe.commands.probe", "probe an LLM for per-user category distributions"),
     "train": ("spectra_probe.commands.train", "CPT then LoRA SFT alignment training"),

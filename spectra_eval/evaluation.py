@@ -211,6 +211,7 @@ class Settings:
     strata_quantiles: int = QUANTILES
     history: str | None = None  # the history table of taste_js (written only when given)
     lists: Mapping[str, Mapping] = field(default_factory=dict)  # list methods: name -> {items, weights}
+    collapse: str | None = None  # the category map the tables were summed through (written only when given)
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"truth": self.truth, "preds": dict(self.preds), "reference": self.reference,
@@ -222,6 +223,8 @@ class Settings:
             out["history"] = self.history
         if self.lists:
             out["lists"] = {name: dict(spec) for name, spec in self.lists.items()}
+        if self.collapse is not None:
+            out["collapse"] = self.collapse
         return out
 
     @classmethod
@@ -232,7 +235,7 @@ class Settings:
                    tuple(int(k) for k in d.get("mass_ks", MASS_KS)),
                    float(d["alpha"]) if d.get("alpha") is not None else 1.0 - float(d.get("confidence", 0.95)),
                    float(d.get("steck_alpha", STECK_ALPHA)), int(d.get("strata_quantiles", QUANTILES)),
-                   d.get("history"), {k: dict(v) for k, v in (d.get("lists") or {}).items()})
+                   d.get("history"), {k: dict(v) for k, v in (d.get("lists") or {}).items()}, d.get("collapse"))
 
     @property
     def test(self) -> str:

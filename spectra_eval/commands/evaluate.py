@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from spectra_eval.validation import SpectraInputError, check_positive_int
@@ -51,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meta", default=None, metavar="FILE",
                         help="optional metadata table: user_id plus stratum columns (e.g. activity, context_window); "
                              "adds per-stratum JS deltas with range and wins")
+    parser.add_argument("--collapse", default=None, metavar="MAP",
+                        help="merge categories first by summing mass: a category,merged CSV or a shipped map "
+                             "(movielens-k15, movielens-k10); every table is collapsed the same way")
 
 
 def parse_preds(items: list[str], flag: str = "--pred", taken=()) -> dict[str, str]:
@@ -99,10 +103,19 @@ def run(args) -> int:
         tables |= {name: read_list(path, items, truth.categories, args.list_weights, items_source=args.items)
                    for name, path in lists.items()}
     history = read_distribution_table(args.history, like=truth) if args.history else None
+    if args.collapse:
+        from spectra_eval.data.category_maps import collapse, read_category_map
+
+        cmap = read_category_map(args.collapse)
+        truth = collapse(truth, cmap)
+        tables = {name: collapse(table, cmap) for name, table in tables.items()}
+        history = collapse(history, cmap) if history is not None else None
     meta = read_frame(args.meta) if args.meta else None
     result = evaluate(truth, tables, args.reference, n_resamples=args.bootstrap, seed=args.seed, n_bins=args.bins,
                       meta=meta, meta_source=args.meta, history=history,
                       lists={name: {"items": args.items, "weights": args.list_weights} for name in lists})
+    if args.collapse:  # the tables were summed through this map before scoring
+        result = dataclasses.replace(result, settings=dataclasses.replace(result.settings, collapse=cmap.source))
     written = result.save(out)
     print(result.summary())
     print(f"wrote {' and '.join(map(str, written))}")

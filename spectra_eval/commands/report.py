@@ -34,10 +34,10 @@ def run(args) -> int:
     # every table is computed before anything is staged, so a bad key fails fast
     markdown, tables_tex = report.to_markdown(), report.to_latex()
     with atomic_outputs(out) as stage:
-        from spectra_eval.report.figures import FIGURES, render_figures
+        from spectra_eval.report.figures import figure_caption, render_figures
 
         written = render_figures(report.documents, stage / "figures")
-        figures = [(f"figures/{name}.pdf", FIGURES[name].caption) for name in written]
+        figures = [(f"figures/{name}.pdf", figure_caption(name)) for name in written]
         write_text(stage / "tables.md", markdown)
         write_text(stage / "tables.tex", tables_tex)
         write_text(stage / "report.tex", report.to_latex_document(figures))

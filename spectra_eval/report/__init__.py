@@ -47,6 +47,11 @@ from spectra_eval.report.markup import (DAGGER, DASH, DDAGGER, latex_escape, lit
                                         md_escape)
 from spectra_eval.report.model import Cell, Column, Row, Table, bold_columns, embolden
 from spectra_eval.report.render import LATEX_PACKAGES, latex_document, render_latex, render_markdown
+from spectra_eval.analyses.latency import SCHEMA as LATENCY_SCHEMA
+from spectra_eval.analyses.latency import read_latency
+from spectra_eval.analyses.panels import SCHEMA as PANEL_SCHEMA
+from spectra_eval.analyses.panels import Panels
+from spectra_eval.report import panel_tables as pt
 from spectra_eval.analyses.steering import SCHEMA as STEERING_SCHEMA
 from spectra_eval.analyses.steering import SteeringResult
 from spectra_eval.validation import SpectraInputError
@@ -78,6 +83,8 @@ DOCUMENTS: dict[str, Document] = {d.key: d for d in (
     Document("certificate", CERTIFICATE_FILE, CERTIFICATE_SCHEMA, Certificate.from_dict),
     Document("fusion", "fusion.json", FUSION_SCHEMA, FusionRuns.from_dict, pattern="fusion-*.json"),
     Document("steering", "steering.json", STEERING_SCHEMA, SteeringResult.from_dict),
+    Document("panel", "panel.json", PANEL_SCHEMA, Panels.from_dict, pattern="panel-*.json"),
+    Document("latency", "latency.json", LATENCY_SCHEMA, read_latency, pattern="*.manifest.json"),
 )}
 
 
@@ -87,9 +94,12 @@ class TableSpec:
 
     key: str
     document: str
-    build: Callable[[Any], Table]
+    build: Callable[..., Table]  # build(doc), or build(doc, part) for a table with parts
     applies: Callable[[Any], bool] = lambda doc: True
     why_not: str = "does not apply"
+    #: for a document holding several tables' worth (one per panel): its part names; the table keys are then
+    #: ``KEY:PART`` and ``build(doc, part)`` computes one
+    parts: Callable[[Any], list[str]] | None = None
 
 
 def _has_comparisons(ev: Evaluation) -> bool:
@@ -113,6 +123,8 @@ TABLES: dict[str, TableSpec] = {t.key: t for t in (
     TableSpec("dkw", "certificate", ct.dkw_table, lambda c: c.dkw is not None, "has no dkw block"),
     TableSpec("fusion", "fusion", ft.fusion_table),
     TableSpec("steering", "steering", st.steering_table),
+    TableSpec("panel", "panel", pt.panel_table, parts=pt.panel_parts),
+    TableSpec("latency", "latency", pt.latency_table),
 )}
 
 
@@ -152,7 +164,7 @@ class Report:
             raise SpectraInputError(f"{source}: a report needs one of {', '.join(d.file for d in DOCUMENTS.values())}")
         self.caption_prefix, self.label_prefix, self.source = caption_prefix, label_prefix, source
         self.captions, self.labels = dict(captions or {}), dict(labels or {})
-        unknown = (set(self.captions) | set(self.labels)) - set(TABLES)
+        unknown = {k for k in set(self.captions) | set(self.labels) if k.split(":")[0] not in TABLES}
         if unknown:
             raise SpectraInputError(f"unknown table key(s) {sorted(unknown)} (known: {', '.join(TABLES)})")
 
@@ -202,18 +214,24 @@ class Report:
     # ---- tables
     def table_keys(self) -> list[str]:
         """Keys of the tables this report's documents support, in :data:`TABLES` order."""
-        return [k for k, t in TABLES.items() if t.document in self.documents and t.applies(self.documents[t.document])]
+        keys = []
+        for k, t in TABLES.items():
+            doc = self.documents.get(t.document)
+            if doc is not None and t.applies(doc):
+                keys += [k] if t.parts is None else [f"{k}:{part}" for part in t.parts(doc)]
+        return keys
 
     def table(self, key: str) -> Table:
-        spec = TABLES.get(key)
-        if spec is None:
+        base, _, part = key.partition(":")
+        spec = TABLES.get(base)
+        if spec is None or (spec.parts is None) != (not part):
             raise KeyError(key)
         doc = self.documents.get(spec.document)
         if doc is None:
             raise SpectraInputError(f"{self.source}: table {key!r} needs {DOCUMENTS[spec.document].file}")
         if not spec.applies(doc):
             raise SpectraInputError(f"{self.source}: {DOCUMENTS[spec.document].file} {spec.why_not}")
-        t = spec.build(doc)
+        t = spec.build(doc) if spec.parts is None else spec.build(doc, part)
         if key in self.captions:  # a user caption replaces title and body; it is plain text
             t = replace(t, title="", caption=lit(self.captions[key]))
         if self.caption_prefix:

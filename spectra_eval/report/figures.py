@@ -11,6 +11,9 @@ fixed colour per method across figures (the reference in grey), and is saved as 
 * :func:`js_ndcg_figure`: JS and NDCG@5/@10 per method with bootstrap CIs.
 * :func:`fusion_lambda_figure`: item-level NDCG@k against the fusion weight lambda, one panel per popularity
   slice, one line per fusion run (``fusion*.json``), with bootstrap CIs.
+* :func:`panel_figures`: each robustness panel's metrics against its axis, one line per method with the runs'
+  bootstrap CIs; for context-window x horizon cells (``CW3-LT``) the paper's Figure 6 layout (rows: horizons,
+  columns: metrics, x: the context window).
 * :func:`steerability_figure`: mean shift per single target category and direction (``steering.json``),
   categories in bucket order, bars coloured by head/mid/tail, with bootstrap CIs.
 """
@@ -30,6 +33,9 @@ from spectra_eval.evaluation import Evaluation
 from spectra_eval.fairness import QUARTILES
 from spectra_eval.analyses.fusion import SLICES, FusionRuns
 from spectra_eval.report.model import estimate
+from spectra_eval.analyses.panels import Panel, Panels
+from spectra_eval.report.markup import markup_to_plain
+from spectra_eval.report.panel_tables import metric_header
 from spectra_eval.analyses.steering import SteeringResult
 
 log = logging.getLogger(__name__)
@@ -281,11 +287,61 @@ def steerability_figure(res: SteeringResult) -> Figure | None:
     return fig
 
 
+def _panel_colours(p: Panel) -> dict[str, str]:
+    others = [m for m in p.methods if m != p.reference]
+    return {**{m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(others)}, p.reference: REFERENCE_COLOUR}
+
+
+@_with_rc
+def panel_figure(p: Panel) -> Figure:
+    """One panel: a column per metric; rows per horizon when the runs are CW x horizon cells (Figure 6)."""
+    cells = p.cells()
+    horizons = list(dict.fromkeys(h for _, h in cells.values())) if cells else [None]
+    fig, axes = _new_figure(0.6 + 1.35 * len(horizons), ncols=len(p.metrics), nrows=len(horizons), sharex=True)
+    axes = np.asarray(axes).reshape(len(horizons), len(p.metrics))
+    colours = _panel_colours(p)
+    for i, horizon in enumerate(horizons):
+        labels = [r for r in p.runs if cells is None or cells[r][1] == horizon]
+        x = np.array([cells[r][0] for r in labels], dtype=float) if cells else np.arange(len(labels), dtype=float)
+        for j, key in enumerate(p.metrics):
+            ax = axes[i, j]
+            for method in p.methods:
+                have = [(xx, p.rows[r].methods[method][key]) for xx, r in zip(x, labels) if method in p.rows[r].methods]
+                if not have:
+                    continue
+                xs = np.array([h[0] for h in have])
+                mean = np.array([h[1]["mean"] for h in have], dtype=float)
+                lo = np.array([np.nan if h[1]["ci_low"] is None else h[1]["ci_low"] for h in have], dtype=float)
+                hi = np.array([np.nan if h[1]["ci_high"] is None else h[1]["ci_high"] for h in have], dtype=float)
+                ax.plot(xs, mean, marker="o", ms=2.5, lw=0.9, color=colours[method], label=_label(method), zorder=3)
+                if np.isfinite(lo).any():
+                    ax.fill_between(xs, lo, hi, color=colours[method], alpha=0.18, lw=0, zorder=2)
+            name = markup_to_plain(metric_header(key)[0])
+            title = _label(name) if horizon is None else f"{_label(name)}, {horizon}"
+            ax.set_title(title)
+            if cells:
+                ax.set_xticks(sorted(set(x)))
+                if i == len(horizons) - 1:
+                    ax.set_xlabel("context window")
+            else:
+                ax.set_xticks(x, [_label(r) for r in labels], rotation=30, ha="right")
+            ax.grid(color="0.9", lw=0.4, zorder=1)
+            _style(ax)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(4, len(names)), frameon=False)
+    return fig
+
+
+def panel_figures(panels: Panels) -> dict[str, Figure]:
+    """:func:`panel_figure` of every panel, by panel name."""
+    return {name: panel_figure(p) for name, p in panels.panels.items()}
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     """A figure: its draw function (None: nothing to draw), its caption (markup) and the document it reads."""
 
-    draw: Callable[[Any], Figure | None]
+    draw: Callable[[Any], Figure | dict[str, Figure] | None]  # a dict: one figure per part (panels)
     caption: str
     document: str = "metrics"
 
@@ -310,7 +366,16 @@ FIGURES: dict[str, FigureSpec] = {
                                                     "probability mass when the user states a preference for (+, solid) "
                                                     "or against (−, hatched) one category, with bootstrap 95% CIs; "
                                                     "colour: the category's head/mid/tail bucket.", document="steering"),
+    "panel": FigureSpec(panel_figures, "Robustness panel: each metric against the panel's axis, one line per "
+                                       "method; bands: each run's bootstrap 95% CI. For context-window x horizon "
+                                       "cells: rows are the horizons, x the context window (the paper's Figure 6).",
+                        document="panel"),
 }
+
+
+def figure_caption(name: str) -> str:
+    """Caption of a rendered figure file name (``panel-NAME`` files share the ``panel`` caption)."""
+    return FIGURES[name if name in FIGURES else name.split("-", 1)[0]].caption
 
 
 def render_figures(documents, out_dir, formats=("png", "pdf"), dpi: int = DPI) -> dict[str, list[Path]]:
@@ -330,14 +395,18 @@ def render_figures(documents, out_dir, formats=("png", "pdf"), dpi: int = DPI) -
         for name, spec in FIGURES.items():
             if spec.document not in documents:
                 continue
-            fig = spec.draw(documents[spec.document])
-            if fig is None:
+            drawn = spec.draw(documents[spec.document])
+            if drawn is None:
                 log.info("figure %s skipped (no data)", name)
                 continue
-            paths = []
-            for fmt in formats:
-                path = out / f"{name}.{fmt}"
-                fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if fmt == "pdf" else None)
-                paths.append(path)
-            written[name] = paths
+            # a draw function may return several figures (one per panel): files NAME-PART
+            figs = drawn if isinstance(drawn, dict) else {None: drawn}
+            for part, fig in figs.items():
+                stem = name if part is None else f"{name}-{part}"
+                paths = []
+                for fmt in formats:
+                    path = out / f"{stem}.{fmt}"
+                    fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if fmt == "pdf" else None)
+                    paths.append(path)
+                written[stem] = paths
     return written

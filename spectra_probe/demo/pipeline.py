@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 EXTRA_STAGES = Registry("demo stage", {
     "fusion": "spectra_probe.demo.fusion_stage:demo_stage",  # paper Appendix E: SASRec, GRU4Rec + SPECTRA prior
     "steering": "spectra_probe.demo.steering_stage:run_steering",  # does the probed distribution follow a stated preference
+    "panels": "spectra_probe.demo.panel_stage:run_panels",  # Appendix D robustness panels, Table 15, Figure 6, latency
 })
 
 

@@ -62,6 +62,28 @@ def final_paths(paths: dict) -> dict[str, str]:
     return {k: str(v) for k, v in paths.items() if k != "checkpoint"}
 
 
+def merge_latency(blocks: list[dict | None]) -> dict | None:
+    """The ``latency`` block of a merged run: seconds and users summed, per-user figures weighted by users (None
+    where a shard did not count them); engine, device and dtype when every shard agrees (else ``"mixed"``)."""
+    if not blocks or any(b is None for b in blocks):
+        return None
+    users = sum(b["users"] for b in blocks)
+    seconds = sum(b["seconds"] for b in blocks)
+
+    def weighted(key):
+        if users == 0 or any(b[key] is None for b in blocks):
+            return None
+        return sum(b[key] * b["users"] for b in blocks) / users
+
+    def same(key):
+        values = {b[key] for b in blocks}
+        return values.pop() if len(values) == 1 else "mixed"
+
+    return {**blocks[0], "seconds": seconds, "users": users, "seconds_per_user": seconds / users if users else None,
+            "prompts_per_user": weighted("prompts_per_user"), "tokens_per_user": weighted("tokens_per_user"),
+            "engine": same("engine"), "device": same("device"), "dtype": same("dtype")}
+
+
 def versions() -> dict:
     """Versions of Python and of the packages that can move a score."""
     import importlib.metadata as md

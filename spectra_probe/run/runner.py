@@ -43,6 +43,48 @@ def build_scorer(config: ProbeConfig, inputs: ProbeInputs, tokenizer) -> Scorer:
     return make_scorer(config.method, inputs.categories, builder, config.options, inputs.hierarchy)
 
 
+class UsageCounter:
+    """A backend seen through a counter of what it is asked (for the manifest's ``latency`` block).
+
+    ``prompts``: one per scored ``prefix + suffix`` and per generation; ``tokens``: those prompts' token counts
+    as if each were run alone (prefix tokens + suffix tokens), so the number does not depend on the engine
+    (the packed engine computes a shared prefix once; the naive one does not). Generated tokens are not counted.
+    """
+
+    def __init__(self, backend):
+        self.backend, self.prompts, self.tokens = backend, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def _n_tokens(self, text: str) -> int:
+        return len(self.backend.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def score(self, requests):
+        results = self.backend.score(requests)
+        for request, result in zip(requests, results):
+            self.prompts += len(request.suffixes)
+            self.tokens += self._n_tokens(request.prefix) * len(request.suffixes) + int(sum(result.suffix_tokens))
+        return results
+
+    def generate(self, prompts, max_new_tokens: int):
+        out = self.backend.generate(prompts, max_new_tokens)
+        self.prompts += len(prompts)
+        self.tokens += sum(self._n_tokens(p) for p in prompts)
+        return out
+
+
+def latency_block(backend_info: dict, seconds: float, users: int, usage: UsageCounter | None) -> dict:
+    """The manifest's ``latency``: wall-clock of this session's scoring per user it scored, with the prompts and
+    tokens per user (None where the executor did not count them, e.g. Ray workers), engine, device, dtype."""
+    return {"seconds": seconds, "users": users, "seconds_per_user": seconds / users if users else None,
+            "prompts_per_user": usage.prompts / users if usage is not None and users else None,
+            "tokens_per_user": usage.tokens / users if usage is not None and users else None,
+            "engine": backend_info.get("engine", backend_info.get("backend")),
+            "device": backend_info.get("device"), "dtype": backend_info.get("dtype"),
+            "population": "the users scored in this session (resumed rows are not timed)"}
+
+
 @dataclass
 class ProbePlan:
     """A prepared run: its config, inputs and scorer, the fingerprint, the output paths and the checkpoint."""
@@ -132,7 +174,8 @@ def record(plan: ProbePlan, batches: Iterable[list[dict]],
         flush()
 
 
-def finish(plan: ProbePlan, backend_info: dict, seconds: float, executor: dict | None = None) -> ProbeOutput:
+def finish(plan: ProbePlan, backend_info: dict, seconds: float, executor: dict | None = None,
+           usage: UsageCounter | None = None) -> ProbeOutput:
     """Write the outputs of a run whose every row is recorded, with its manifest; remove the checkpoint.
 
     ``backend_info`` is the backend's :meth:`~spectra_probe.backends.base.Backend.describe`; ``seconds``
@@ -178,6 +221,7 @@ def finish(plan: ProbePlan, backend_info: dict, seconds: float, executor: dict |
         "n_users": len(users),
         "users_resumed": plan.resumed,
         "seconds": seconds,
+        "latency": latency_block(backend_info, seconds, len(users) - plan.resumed, usage),
         "executor": executor or {"name": "local"},
         "fallback_suffixes": int(sum(i.get("fallback", 0) for i in infos)),
         "outputs": final_paths(paths),
@@ -202,6 +246,7 @@ def run_probe(config: ProbeConfig, *, backend=None, on_checkpoint: Callable[[int
     inputs = read_inputs(config)  # bad input fails before any model loads
     backend = backend if backend is not None else backend_from_config(config)
     plan = prepare(config, inputs, backend.tokenizer)
+    usage = UsageCounter(backend)
     started = time.perf_counter()
-    record(plan, score_locally(plan, backend), on_checkpoint)
-    return finish(plan, backend.describe(), time.perf_counter() - started)
+    record(plan, score_locally(plan, usage), on_checkpoint)
+    return finish(plan, backend.describe(), time.perf_counter() - started, usage=usage)

@@ -19,7 +19,7 @@ from spectra_eval.io import DistributionTable, read_distribution_table, read_fra
 from spectra_eval.validation import SpectraInputError
 from spectra_probe.scoring import scorer_class
 
-from .outputs import MANIFEST_SCHEMA, ProbeOutput, final_paths, output_paths, write_outputs
+from .outputs import MANIFEST_SCHEMA, ProbeOutput, final_paths, merge_latency, output_paths, write_outputs
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -102,6 +102,7 @@ def merge_parts(out: str | os.PathLike, parts: Sequence[str | os.PathLike]) -> P
         "n_users": len(users),
         "users_resumed": sum(m["users_resumed"] for m in manifests),
         "seconds": sum(m["seconds"] for m in manifests),
+        "latency": merge_latency([m.get("latency") for m in manifests]),
         "fallback_suffixes": sum(m["fallback_suffixes"] for m in manifests),
         "outputs": final_paths(paths),
     }

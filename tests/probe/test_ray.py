@@ -68,7 +68,7 @@ def assert_same_run(got, want):
     np.testing.assert_array_equal(got.table.users, want.table.users)
     assert np.abs(got.table.probs - want.table.probs).max() <= 1e-6
     pd.testing.assert_frame_equal(got.scores, want.scores, rtol=0, atol=1e-6)
-    run_facts = {"created", "seconds", "executor", "outputs", "users_resumed"}
+    run_facts = {"created", "seconds", "latency", "executor", "outputs", "users_resumed"}
     assert set(got.manifest) == set(want.manifest)
     assert {k: v for k, v in got.manifest.items() if k not in run_facts} == \
         {k: v for k, v in want.manifest.items() if k not in run_facts}

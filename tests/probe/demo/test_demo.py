@@ -8,6 +8,7 @@ from scipy.spatial.distance import jensenshannon
 
 from spectra_eval.cli import main
 from spectra_eval.io import read_frame
+from tests.probe.demo.panel_checks import check_panels
 
 METHODS = {"probe-yesno", "probe-name", "probe-choice", "dg", "history-uhf", "history-laplace", "history-markov",
            "history-cohort"}
@@ -86,6 +87,8 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     fusion = json.loads((out / "fusion-sasrec-neg99.json").read_text())
     base = fusion["results"][fusion["settings"]["reference_lambda"]]["all"]["ndcg@10"]["mean"]
     assert f"SASRec, 1 + 99: NDCG@10 {base:.3f} alone, lambda = {fusion['best_lambda']}" in readme
+    # the robustness panels (Appendix D, Table 15, Figure 6) and latency
+    check_panels(out, work, tmp_path)
 
 
 def test_fusion_sentence_reads_gains_and_losses(tmp_path):
