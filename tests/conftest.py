@@ -1,7 +1,13 @@
 """Shared fixtures of the probe tests: a tiny random Qwen3 saved to disk (built here, nothing downloaded)."""
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
+
+# tests/vllm starts real vLLM engines: only `make test-vllm` runs it (its own venv, SPECTRA_VLLM_TESTS=1)
+collect_ignore = [] if os.environ.get("SPECTRA_VLLM_TESTS") and importlib.util.find_spec("vllm") else ["vllm"]
 
 #: MovieLens genres and a few L1 domains: the category names the tiny model's tokenizer is trained to render.
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
@@ -14,7 +20,7 @@ HISTORIES = (
 )
 
 
-def build_tiny_model(directory, vocab_size: int = 600):
+def build_tiny_model(directory, vocab_size: int = 600, **shape):
     """Train a tokenizer on a corpus holding the default prompts, build a random Qwen3, save both.
 
     The corpus makes the default verbalizers ({Yes, Y, y} / {No, N, n}), ``" Yes"``/``" No"``, the reranker's
@@ -31,7 +37,7 @@ def build_tiny_model(directory, vocab_size: int = 600):
     prompts += ["Yes No Y N y n yes no. Answer: Yes, Answer: No\nNo, Yes"] * 5
     prompts += ["Answer: " + " ".join("ABCDEFG") + "\n"] * 10
     tok = train_tokenizer(sample_corpus(300) + prompts, vocab_size=vocab_size)
-    return save_tiny(build_tiny_qwen3(tok), tok, directory)
+    return save_tiny(build_tiny_qwen3(tok, **shape), tok, directory)
 
 
 @pytest.fixture(scope="session")

@@ -211,25 +211,22 @@ def test_backend_registry_and_from_config(tiny, tmp_path):
     backend = make_backend("hf", model_dir=tiny[2], engine="naive")
     assert isinstance(backend, HFBackend) and backend.describe()["model"] == str(tiny[2])
     config = ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
-                         out=str(tmp_path / "o.csv"), backend="hf", engine="naive", dtype="bfloat16")
+                         out=str(tmp_path / "o.csv"), backend="hf", backend_options={"engine": "naive"},
+                         dtype="bfloat16")
     assert config.backend == "transformers"
     built = backend_from_config(config)
     assert isinstance(built, HFBackend) and (built.engine, built.describe()["dtype"]) == ("naive", "bfloat16")
-    with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-        backend_from_config(dataclasses.replace(config, backend="vllm"))
-    # refused when the config is built (next to the vLLM-only flags refused on transformers), before any backend
-    for wrong in ({"engine": "naive"}, {"engine": "packed", "merge_adapter": True}):
-        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-            dataclasses.replace(config, backend="vllm", **wrong)
-        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-            ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
-                        out=str(tmp_path / "o.csv"), backend="vllm", **wrong)
-    assert dataclasses.replace(config, backend="vllm", engine="packed").backend == "vllm"
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(SpectraInputError, match=r"pip install .*\[vllm\]"):
-            make_backend("vllm", model_dir=tiny[2])
+    # vLLM shares prefixes itself: --engine naive is refused when the config is built, before any backend
+    with pytest.raises(SpectraInputError, match="--engine applies to the transformers backend only"):
+        dataclasses.replace(config, backend="vllm")
+    with pytest.raises(SpectraInputError, match="--engine applies to the transformers backend only"):
+        ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
+                    out=str(tmp_path / "o.csv"), backend="vllm", backend_options={"engine": "naive"})
+    packed = dataclasses.replace(config, backend_options={"engine": "packed"})
+    assert dataclasses.replace(packed, backend="vllm").backend_options == {
+        "max_model_len": None, "gpu_memory_utilization": None, "max_lora_rank": None, "engine_args": (),
+        "vllm_fallback": "error"}
+    assert dataclasses.replace(packed, backend="vllm", merge_adapter=True).merge_adapter  # vLLM serves it merged
 
 
 # ----------------------------------------------------------------------------- vLLM backend glue
@@ -377,7 +374,9 @@ def _fake_vllm(with_token_ids: bool = True):
     lora = types.ModuleType("vllm.lora")
     req = types.ModuleType("vllm.lora.request")
     req.LoRARequest = LoRARequest
-    return {"vllm": mod, "vllm.lora": lora, "vllm.lora.request": req}
+    platforms = types.ModuleType("vllm.platforms")  # a GPU platform: what vLLM's CPU build (tests/vllm) cannot show
+    platforms.current_platform = types.SimpleNamespace(device_type="cuda", is_cpu=lambda: False)
+    return {"vllm": mod, "vllm.lora": lora, "vllm.lora.request": req, "vllm.platforms": platforms}
 
 
 @pytest.fixture
@@ -484,20 +483,23 @@ def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
     tok, _, path = tiny
     base = dict(model=str(path), contexts="c.csv", categories="c.txt", method="yesno", out=str(tmp_path / "o.csv"),
                 backend="vllm")
-    config = ProbeConfig(**base, max_model_len=512, gpu_memory_utilization=0.5, max_lora_rank=64,
-                         engine_args=("max_num_seqs=64", "enforce_eager=true"))
+    config = ProbeConfig(**base, backend_options=dict(max_model_len=512, gpu_memory_utilization=0.5, max_lora_rank=64,
+                                                      engine_args=["max_num_seqs=64", "enforce_eager=true"]))
     assert config.batch_size == 256  # vLLM's default batch
     kw = backend_from_config(config).llm.kw
     assert (kw["max_model_len"], kw["gpu_memory_utilization"], kw["max_num_seqs"], kw["enforce_eager"]) == \
         (512, 0.5, 64, True)
     with pytest.raises(SpectraInputError, match="vllm.LLM rejected.*not_an_engine_arg"):
-        backend_from_config(ProbeConfig(**base, engine_args=("not_an_engine_arg=1",)))
+        backend_from_config(ProbeConfig(**base, backend_options={"engine_args": ("not_an_engine_arg=1",)}))
     with pytest.raises(SpectraInputError, match="KEY=VALUE"):
-        ProbeConfig(**base, engine_args=("max_num_seqs",))
+        ProbeConfig(**base, backend_options={"engine_args": ("max_num_seqs",)})
     with pytest.raises(SpectraInputError, match="--max-model-len applies to the vllm backend only"):
-        ProbeConfig(**{**base, "backend": "transformers"}, max_model_len=512)
+        ProbeConfig(**{**base, "backend": "transformers"}, backend_options={"max_model_len": 512})
     with pytest.raises(SpectraInputError, match="gpu-memory-utilization"):
-        ProbeConfig(**base, gpu_memory_utilization=1.5)
+        ProbeConfig(**base, backend_options={"gpu_memory_utilization": 1.5})
+    with pytest.raises(SpectraInputError, match="unknown backend option 'max_model_size'"):
+        ProbeConfig(**base, backend_options={"max_model_size": 512})
+    assert backend_from_config(ProbeConfig(**base)).describe()["device"] == "cuda"  # the platform's, not hard-coded
 
 
 def test_vllm_generate_is_greedy_text(tiny, fake_vllm):
