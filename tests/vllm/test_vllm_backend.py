@@ -34,7 +34,7 @@ def centred(frame):
     ("name", {}),
     ("choice", {}),
     ("choice", {"scorer": {"choice_mode": "likelihood"}}),
-    ("hierarchical", {"hierarchy": "tree"}),
+    ("yesno", {"hierarchy": "tree"}),  # hierarchical yes/no
 ])
 def test_scores_equal_the_transformers_backend(vdata, engines, tmp_path, method, kw):
     vllm, hf = engines
