@@ -230,14 +230,14 @@ def test_backend_registry_and_from_config(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------------------- vLLM backend glue
-# vLLM cannot run here (no GPU, not installed). A strict stand-in module computes vLLM's outputs with the tiny
-# model and refuses what vLLM refuses, so a wrong argument fails here rather than on the first GPU run. What it
+# vLLM runs for real in tests/vllm (vLLM's CPU build, `make test-vllm`). What a CPU build cannot show stays here:
+# a vLLM without logprob_token_ids (the fallbacks) and the engine options as a GPU platform receives them. A
+# strict stand-in module computes vLLM's outputs with the tiny model and refuses what vLLM refuses. What it
 # checks was read in vLLM's source (vllm/sampling_params.py: SamplingParams fields, _validate_logprobs with
 # MAX_LOGPROB_TOKEN_IDS = 128, logprobs == len(logprob_token_ids), ids inside the vocabulary, logprobs and
 # prompt_logprobs <= max_logprobs, prompt_logprobs -> skip_reading_prefix_cache; vllm/entrypoints/llm.py:
 # LLM(model, *, keyword arguments..., **EngineArgs fields), generate(prompts, sampling_params, *, use_tqdm,
-# lora_request); vllm/engine/arg_utils.py: the EngineArgs names below). It was not checked against a running
-# vLLM: tests here cannot show that vLLM's numbers equal these (benchmarks/gpu_probe.py --vllm does, on a GPU).
+# lora_request); vllm/engine/arg_utils.py: the EngineArgs names below).
 VLLM_LLM_KWARGS = frozenset({  # LLM.__init__ keywords and EngineArgs fields this backend may pass
     "tokenizer", "tokenizer_mode", "skip_tokenizer_init", "trust_remote_code", "tensor_parallel_size", "dtype",
     "quantization", "revision", "seed", "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "enforce_eager",
@@ -394,33 +394,6 @@ def fake_vllm(monkeypatch, tiny):
     return install
 
 
-def test_vllm_exact_next_token_path(tiny, naive, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path)
-    assert backend.llm.kw["enable_prefix_caching"] is True and "gpu_memory_utilization" not in backend.llm.kw
-    reqs = requests(tok)[:2]
-    ref = naive.score(reqs)
-    for a, b in zip(backend.score(reqs), ref):
-        # log-probabilities differ from logits by one constant per row: differences are exact
-        np.testing.assert_allclose(np.diff(a.next_logits, axis=1), np.diff(b.next_logits, axis=1), atol=1e-5)
-        np.testing.assert_array_equal(a.suffix_tokens, b.suffix_tokens)
-        assert np.isnan(a.suffix_logprob[b.suffix_tokens > 0]).all()  # hot path: no prompt_logprobs
-    hot = [p for p, _ in vllm.LLM.calls]
-    assert all(p.prompt_logprobs is None and p.max_tokens == 1 and p.detokenize is False for p in hot)
-    assert all(p.logprobs == len(p.logprob_token_ids) == 3 for p in hot)
-    info = backend.describe()
-    assert info["next_token_method"] == "logprob_token_ids" and info["approximate_next_logits"] == 0
-    # likelihood-only requests (the name path) use prompt_logprobs, without detokenising, and equal transformers
-    lik = [ScoreRequest(r.prefix, r.suffixes, ()) for r in reqs]
-    for a, b in zip(backend.score(lik), naive.score(lik)):
-        np.testing.assert_allclose(a.suffix_logprob, b.suffix_logprob, atol=1e-4)
-    assert any(p.prompt_logprobs == 0 and p.skip_reading_prefix_cache and not p.detokenize
-               for p, _ in vllm.LLM.calls)
-
-
 def test_vllm_without_exact_ids_fails_loudly_unless_asked(tiny, naive, fake_vllm):
     from spectra_probe.backends.vllm import VLLMBackend
 
@@ -437,43 +410,6 @@ def test_vllm_without_exact_ids_fails_loudly_unless_asked(tiny, naive, fake_vllm
     exact = VLLMBackend(path, fallback="full-vocab").score(reqs)[0]
     assert vllm.LLM.instances[-1].kw["max_logprobs"] == -1
     np.testing.assert_allclose(np.diff(exact.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
-
-
-def test_vllm_request_limits_are_checked_first(tiny, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path)
-    with pytest.raises(SpectraInputError, match=r"at most 128 next-token ids.*--choice-mode likelihood"):
-        backend.score([ScoreRequest(PREFIXES[0], ("",), tuple(range(129)))])
-    with pytest.raises(SpectraInputError, match=r"outside the model's vocabulary"):
-        backend.score([ScoreRequest(PREFIXES[0], ("",), (3, 10**6))])
-    assert not vllm.LLM.calls  # the stand-in (as vLLM) would have raised its own error
-    with pytest.raises(ValueError, match="greater than max allowed: 128"):
-        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
-            max_tokens=1, logprobs=129, logprob_token_ids=list(range(129))))
-    with pytest.raises(ValueError, match="logprobs must equal"):
-        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
-            max_tokens=1, logprobs=2, logprob_token_ids=[1, 2, 3]))
-
-
-def test_vllm_lora_request_is_honoured(tiny, naive, adapter, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path, adapter_dir=adapter)
-    assert backend.llm.kw["enable_lora"] is True and backend.llm.kw["max_lora_rank"] == 16  # r = 4, rounded up
-    reqs = requests(tok)[:1]
-    ref = HFBackend(path, adapter_dir=adapter, engine="naive").score(reqs)[0]
-    got = backend.score(reqs)[0]
-    np.testing.assert_allclose(np.diff(got.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
-    base = naive.score(reqs)[0]
-    assert np.abs(np.diff(base.next_logits, axis=1) - np.diff(ref.next_logits, axis=1)).max() > 1e-2
-    assert all(lora is backend._lora for _, lora in vllm.LLM.calls)
-    with pytest.raises(ValueError, match="greater than max_lora_rank"):
-        VLLMBackend(path, adapter_dir=adapter, max_lora_rank=2).score(reqs)
 
 
 def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
@@ -500,16 +436,6 @@ def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
     with pytest.raises(SpectraInputError, match="unknown backend option 'max_model_size'"):
         ProbeConfig(**base, backend_options={"max_model_size": 512})
     assert backend_from_config(ProbeConfig(**base)).describe()["device"] == "cuda"  # the platform's, not hard-coded
-
-
-def test_vllm_generate_is_greedy_text(tiny, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    fake_vllm()
-    tok, model, path = tiny
-    prompts = ["the user watched", "recently liked pizza sushi burgers and also"]
-    got = VLLMBackend(path).generate(prompts, max_new_tokens=5)
-    assert got == HFBackend.from_model(model, tok).generate(prompts, max_new_tokens=5)
 
 
 def test_cached_prefix_path_uses_the_current_cache_argument(tiny, naive):

@@ -130,3 +130,27 @@ def test_manifest_names_the_real_device_and_version(vdata, engines, tmp_path):
     assert manifest["backend"]["device"] == "cpu"
     assert manifest["versions"]["vllm"] == manifest["backend"]["versions"]["vllm"] == md.version(dist)
     assert 0 < manifest["backend"]["engine_args"]["gpu_memory_utilization"] <= 0.5  # the CPU default
+
+
+def test_request_paths_and_limits(vdata, engines):
+    """Next-token requests never ask for prompt log-probabilities (suffix log-likelihood NaN, exact ids, nothing
+    approximated); vLLM's own limit of 128 ids and the vocabulary are checked before the engine sees a request,
+    and the limit is vLLM's."""
+    import vllm as vllm_module
+
+    from spectra_eval.validation import SpectraInputError
+
+    vllm, hf = engines
+    req = ScoreRequest("the user watched comedy. Would the user enjoy", (" drama", " war"), (5, 6, 7))
+    got, ref = vllm.score([req])[0], hf.score([req])[0]
+    assert np.isnan(got.suffix_logprob).all() and np.array_equal(got.suffix_tokens, ref.suffix_tokens)
+    np.testing.assert_allclose(np.diff(got.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=ATOL, rtol=0)
+    info = vllm.describe()
+    assert info["next_token_method"] == "logprob_token_ids" and info["approximate_next_logits"] == 0
+    with pytest.raises(SpectraInputError, match=r"at most 128 next-token ids.*--choice-mode likelihood"):
+        vllm.score([ScoreRequest(req.prefix, ("",), tuple(range(129)))])
+    with pytest.raises(SpectraInputError, match=r"outside the model's vocabulary"):
+        vllm.score([ScoreRequest(req.prefix, ("",), (3, 10**6))])
+    with pytest.raises(ValueError):
+        vllm_module.SamplingParams(max_tokens=1, logprobs=129, logprob_token_ids=list(range(129)))
+    vllm_module.SamplingParams(max_tokens=1, logprobs=128, logprob_token_ids=list(range(128)))
