@@ -65,10 +65,16 @@ def test_prefix_cache_serves_the_shared_prefix(vdata, engines):
     from vLLM's prefix cache (``RequestOutput.num_cached_tokens``)."""
     vllm, _ = engines
     block = vllm.llm.llm_engine.vllm_config.cache_config.block_size
-    prefix = " ".join(["the user watched comedy drama and then liked romance"] * 12) + ". Would the user enjoy"
+    def n_tokens(text):
+        return len(vllm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    prefix = "the user watched comedy drama and then liked romance"
+    while n_tokens(prefix) < 2 * block + 8:  # two full blocks (128 tokens each on vLLM's CPU build)
+        prefix += " and then liked romance"
+    prefix += ". Would the user enjoy"
     req = ScoreRequest(prefix, [" drama", " comedy", " war", ""], next_token_ids=[5, 6])
-    n_prefix = len(vllm.tokenizer(prefix, add_special_tokens=False)["input_ids"])
-    assert n_prefix >= 2 * block
+    n_prefix = n_tokens(prefix)
+    assert 2 * block <= n_prefix <= ENGINE["max_model_len"] - 16
     seen = []
     run = vllm._run
 
@@ -84,7 +90,8 @@ def test_prefix_cache_serves_the_shared_prefix(vdata, engines):
         second = vllm.score([req])[0]
     finally:
         del vllm._run
-    assert len(seen) == 4 and min(seen) >= (n_prefix // block) * block
+    # every full block of the prefix is read from the cache (the last prompt token is always computed)
+    assert len(seen) == 4 and min(seen) >= ((n_prefix - 1) // block) * block > 0
     np.testing.assert_allclose(second.next_logits, first.next_logits, atol=ATOL, rtol=0)
 
 
