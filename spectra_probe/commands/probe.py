@@ -79,7 +79,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="weights dtype (default: the backend's: float32 for transformers, bfloat16 for vLLM)")
     e.add_argument("--batch-size", type=int, default=None,
-                   help="users per backend call (default: the backend's: 8 for transformers, 256 for vLLM)")
+                   help="users per backend call (default: the backend's: " + ", ".join(
+                       f"{n} {BACKENDS.load(n).default_batch_size}" for n in BACKENDS.names()) + ")")
     e.add_argument("--checkpoint-every", type=int, default=64, help="users between checkpoint writes (0: at the end)")
     e.add_argument("--shard", metavar="i/n", default=None, help="probe only the i-th (0-based) of n row blocks")
     e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

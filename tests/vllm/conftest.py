@@ -35,17 +35,16 @@ def vdata(tmp_path_factory):
             "tree": str(root / "tree.json")}
 
 
-def config(vdata, out, method, backend="vllm", **kw):
+def config(vdata, out, method, backend="vllm", scorer=None, **kw):
+    """The ProbeConfig of a run on ``vdata`` (float32; the test engine's options for vLLM; ``hierarchy="tree"``
+    names the tree file; ``scorer``: ScorerOptions fields)."""
     from spectra_probe.run import ProbeConfig
-
-    options = {}
-    for name in ("hierarchy",):
-        if name in kw:
-            kw[name] = vdata[kw[name]] if kw[name] in vdata else kw[name]
-    if backend == "vllm":
-        kw.setdefault("backend_options", dict(ENGINE))
     from spectra_probe.scoring import ScorerOptions
 
-    options = ScorerOptions.from_mapping(kw.pop("scorer", {}))
+    if kw.get("hierarchy") == "tree":
+        kw["hierarchy"] = vdata["tree"]
+    if backend == "vllm":
+        kw.setdefault("backend_options", dict(ENGINE))
     return ProbeConfig(model=vdata["model"], contexts=vdata["contexts"], categories=vdata["cats"], method=method,
-                       out=str(out), backend=backend, dtype="float32", progress=False, options=options, **kw)
+                       out=str(out), backend=backend, dtype="float32", progress=False,
+                       options=ScorerOptions.from_mapping(scorer or {}), **kw)
