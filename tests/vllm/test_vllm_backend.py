@@ -141,8 +141,8 @@ def test_manifest_names_the_real_device_and_version(vdata, engines, tmp_path):
 
 def test_request_paths_and_limits(vdata, engines):
     """Next-token requests never ask for prompt log-probabilities (suffix log-likelihood NaN, exact ids, nothing
-    approximated); vLLM's own limit of 128 ids and the vocabulary are checked before the engine sees a request,
-    and the limit is vLLM's."""
+    approximated); vLLM's limit of 128 ids (its GPU model runner's) and the vocabulary are checked before the
+    engine sees a request, and the limit is this vLLM's."""
     import vllm as vllm_module
 
     from spectra_eval.validation import SpectraInputError
@@ -158,6 +158,6 @@ def test_request_paths_and_limits(vdata, engines):
         vllm.score([ScoreRequest(req.prefix, ("",), tuple(range(129)))])
     with pytest.raises(SpectraInputError, match=r"outside the model's vocabulary"):
         vllm.score([ScoreRequest(req.prefix, ("",), (3, 10**6))])
-    with pytest.raises(ValueError):
-        vllm_module.SamplingParams(max_tokens=1, logprobs=129, logprob_token_ids=list(range(129)))
-    vllm_module.SamplingParams(max_tokens=1, logprobs=128, logprob_token_ids=list(range(128)))
+    from spectra_probe.backends.vllm import MAX_TOKEN_IDS
+
+    assert vllm_module.sampling_params.MAX_LOGPROB_TOKEN_IDS == MAX_TOKEN_IDS  # enforced by vLLM's GPU runner
