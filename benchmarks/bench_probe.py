@@ -7,7 +7,13 @@ Measures, for K = 19 yes/no probe suffixes after ~300-token user contexts:
 and, for K = 1,311, the peak resident memory of the packed engine for two chunk sizes (a fresh process each),
 showing memory set by the chunk, not by K.
 
-Run: ``.venv/bin/python -m benchmarks.bench_probe`` (``--quick`` for a smoke run).
+Where vLLM is importable (``.venv-vllm``, vLLM's CPU build; ``--no-vllm`` to leave it out), the vLLM backend on
+the same model and users next to the packed engine: users/s after warm-up (prefix cache emptied before each
+repeat, so no repeat reads the previous one's blocks), engine start-up reported separately, and the largest
+difference of the yes-minus-no scores from the packed engine's (float32).
+
+Run: ``.venv/bin/python -m benchmarks.bench_probe`` (``--quick`` for a smoke run); with vLLM:
+``.venv-vllm/bin/python -m benchmarks.bench_probe``.
 """
 from __future__ import annotations
 
@@ -107,6 +113,36 @@ class RssPeak:
         self.increase = self.peak - self.base
 
 
+def vllm_figures(tok, model, reqs, packed_out, args) -> dict:
+    """The vLLM backend on ``model`` (saved to a temporary directory): engine start, users/s, difference."""
+    import tempfile
+
+    from spectra_probe.backends.vllm import VLLMBackend
+    from spectra_probe.training.tiny import save_tiny
+
+    with tempfile.TemporaryDirectory(prefix="bench-probe-vllm-") as tmp:
+        path = save_tiny(model, tok, f"{tmp}/model")
+        start = time.perf_counter()
+        with VLLMBackend(path, dtype="float32", max_model_len=2 * args.context_tokens + 128,
+                         llm_kwargs={"enforce_eager": True} if args.vllm_eager else None) as vl:
+            started = time.perf_counter() - start
+            vl.score(reqs[:1])  # warm-up
+            best = float("inf")
+            for _ in range(args.repeats):
+                vl.llm.reset_prefix_cache()
+                t0 = time.perf_counter()
+                out = vl.score(reqs)
+                best = min(best, time.perf_counter() - t0)
+            info = vl.describe()
+
+    def yes_minus_no(results):  # vLLM's log-probabilities and the packed engine's logits differ by a shift
+        return np.concatenate([np.diff(r.next_logits, axis=1).ravel() for r in results])
+
+    return {"engine_start_s": started, "s_per_user": best / len(reqs), "users_per_s": len(reqs) / best,
+            "max_abs_diff_yes_minus_no_vs_packed": float(np.abs(yes_minus_no(out) - yes_minus_no(packed_out)).max()),
+            "vllm": info["versions"]["vllm"], "device": info["device"], "enforce_eager": bool(args.vllm_eager)}
+
+
 def max_abs_diff(a, b) -> float:
     return float(max(max(np.abs(x.next_logits - y.next_logits).max(), np.abs(x.suffix_logprob - y.suffix_logprob).max())
                      for x, y in zip(a, b)))
@@ -155,6 +191,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--chunks", type=int, nargs="+", default=[512, 4096])
     parser.add_argument("--quick", action="store_true", help="small run (CI smoke)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--no-vllm", action="store_true", help="leave out the vLLM backend even where importable")
+    parser.add_argument("--vllm-eager", action="store_true", help="vLLM without torch.compile (faster start)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.quick:
@@ -188,6 +226,14 @@ def main(argv=None) -> dict:
     fig["packed_chunk_size"] = packed.chunk_size
     print(f"  packed: {t_packed * 1e3:8.1f} ms/user (chunk {packed.chunk_size})   speed-up {fig['speedup']:.1f}x (goal >= 5x)")
     print(f"  max |packed - naive| over logits and suffix log-likelihoods: {fig['max_abs_diff']:.2e}")
+    import importlib.util
+
+    if not args.no_vllm and importlib.util.find_spec("vllm") is not None:
+        fig["vllm"] = v = vllm_figures(tok, model, reqs, out_packed, args)
+        print(f"  vllm  : {v['s_per_user'] * 1e3:8.1f} ms/user = {v['users_per_s']:.2f} users/s (packed: "
+              f"{1 / t_packed:.2f} users/s); engine start {v['engine_start_s']:.1f} s (not included); "
+              f"max |yes-no diff vs packed| {v['max_abs_diff_yes_minus_no_vs_packed']:.2e} "
+              f"(vllm {v['vllm']}, {v['device']})")
     fig["big_k"] = []
     for chunk in args.chunks:
         r = peak_memory(hidden=args.hidden, layers=args.layers, k=args.big_k, chunk=chunk,

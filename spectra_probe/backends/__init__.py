@@ -6,18 +6,22 @@ from a :class:`~spectra_probe.run.config.ProbeConfig`, and a constructor for dir
 (``make_backend("transformers", model_dir=..., engine="naive")``).
 
 Adding a backend: a module ``backends/<name>.py`` with a :class:`~spectra_probe.backends.base.Backend`
-subclass (``score``, ``generate``, ``describe``, ``tokenizer``, ``from_config``) and one line in
-:data:`BACKENDS`.
+subclass (``score``, ``generate``, ``describe``, ``tokenizer``, ``from_config``; its own flags in ``options``
+and its config checks in ``check_config``) and one line in :data:`BACKENDS`. ``spectra probe`` adds every
+backend's ``options`` to its parser, and :func:`resolve_options` is how a config gets them, so neither the
+CLI nor the config names a backend.
 """
 from __future__ import annotations
 
 import contextlib
 
+from spectra_eval.validation import SpectraInputError
 from spectra_probe.registry import Registry
 
-from .base import Backend, ScoreRequest, ScoreResult
+from .base import Backend, BackendOption, ScoreRequest, ScoreResult
 
-__all__ = ["Backend", "ScoreRequest", "ScoreResult", "BACKENDS", "make_backend", "backend_from_config"]
+__all__ = ["Backend", "BackendOption", "ScoreRequest", "ScoreResult", "BACKENDS", "make_backend",
+           "backend_from_config", "resolve_options"]
 
 BACKENDS = Registry("backend", {
     "transformers": "spectra_probe.backends.hf:HFBackend",
@@ -42,3 +46,31 @@ def backend_from_config(config) -> Backend:
 
             hf_logging.disable_progress_bar()
     return cls.from_config(config)
+
+
+def _normalise(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def resolve_options(name: str, given) -> dict:
+    """The options of backend ``name``: every one it declares, ``given`` values over the defaults.
+
+    ``given`` may also hold other backends' options (the CLI parses all of them): one left at its default is
+    dropped, one set to something else is refused with the flag and the backend it belongs to, and a name no
+    backend declares is refused.
+    """
+    own = {o.dest: o for o in BACKENDS.load(name).options}
+    out = {dest: o.default for dest, o in own.items()}
+    for key, value in dict(given or {}).items():
+        value = _normalise(value)
+        if key in own:
+            out[key] = own[key].default if value is None else value
+            continue
+        owner = next(((other, o) for other in BACKENDS.names() for o in BACKENDS.load(other).options
+                      if o.dest == key), None)
+        if owner is None:
+            raise SpectraInputError(f"unknown backend option {key!r}")
+        other, option = owner
+        if value not in (None, (), option.default):
+            raise SpectraInputError(f"{option.flag} applies to the {other} backend only")
+    return out

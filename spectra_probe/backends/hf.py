@@ -34,7 +34,7 @@ import numpy as np
 
 from spectra_eval.validation import SpectraInputError, check_choice
 
-from .base import (Backend, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir,
+from .base import (Backend, BackendOption, PromptGroup, ScoreRequest, ScoreResult, check_adapter_dir, check_model_dir,
                    check_next_token_ids, encode_texts, leading_special_ids, plan_groups, sha256_dir)
 
 from .packed import (attention_masks, attention_windows, cache_argument, cache_layers, chunk_tails, first_fit,
@@ -85,6 +85,10 @@ class HFBackend(Backend):
         ``"sdpa"`` or ``"eager"`` (both honour the engine's 4-D masks); by default transformers' choice for
         the model (sdpa where supported, else eager: Gemma 2).
     """
+
+    options = (BackendOption("--engine", "packed", "packed shares each prefix exactly; naive scores every prompt "
+                                                   "alone (reference)", {"choices": ENGINES}),)
+    options_title = "transformers engine (--backend transformers)"
 
     def __init__(
         self,
@@ -142,7 +146,7 @@ class HFBackend(Backend):
         """The backend of a probe run: model, adapter (merged or not), device, engine and dtype of ``config``."""
         dtype = {"dtype": config.dtype} if config.dtype is not None else {}  # else float32
         return cls(config.model, config.adapter, merge_adapter=config.merge_adapter, device=config.device,
-                   engine=config.engine, **dtype)
+                   engine=config.backend_options["engine"], **dtype)
 
     @classmethod
     def from_model(cls, model, tokenizer, *, device: str = "cpu", engine: str = "packed", chunk_size: int | None = None,

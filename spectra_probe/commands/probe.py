@@ -9,7 +9,8 @@ Run::
 
 Writes ``OUT``, ``OUT-stem.scores.EXT`` and ``OUT-stem.manifest.json`` (see :mod:`spectra_probe.run`).
 The ``--method`` choices are the scorer registry's (:mod:`spectra_probe.scoring`), the ``--backend`` choices
-the backend registry's (:mod:`spectra_probe.backends`); flag names are the fields of
+the backend registry's (:mod:`spectra_probe.backends`), each backend adding its own flags under its own
+heading (``Backend.options``); the other flag names are the fields of
 :class:`~spectra_probe.run.config.ProbeConfig` and :class:`~spectra_probe.scoring.base.ScorerOptions`.
 """
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 
 from spectra_probe.backends import BACKENDS
-from spectra_probe.backends.vllm import FALLBACKS as VLLM_FALLBACKS
 from spectra_probe.scoring import SCORERS
 from spectra_probe.scoring.base import (BRANCH_MODES, CHOICE_LABELS, CHOICE_MODES, DEFAULT_NO, DEFAULT_YES,
                                         NAME_REDUCTIONS)
@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--model", metavar="DIR", help="local model directory (config.json + safetensors + tokenizer)")
     io.add_argument("--adapter", metavar="DIR", default=None, help="peft LoRA adapter directory")
-    io.add_argument("--merge-adapter", action="store_true", help="merge the adapter into the weights after loading")
+    io.add_argument("--merge-adapter", action="store_true",
+                    help="merge the adapter into the weights after loading (vLLM then serves the merged model)")
     io.add_argument("--contexts", metavar="FILE", help="CSV/Parquet with columns user_id, context")
     io.add_argument("--categories", metavar="FILE", help=".txt, one category label per line")
     io.add_argument("--hierarchy", metavar="FILE", default=None,
@@ -74,28 +75,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     e = parser.add_argument_group("engine")
     e.add_argument("--backend", choices=BACKENDS.names(), default="transformers")
-    e.add_argument("--engine", choices=("packed", "naive"), default="packed",
-                   help="packed shares each prefix exactly; naive scores every prompt alone (reference)")
     e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     e.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                   help="weights dtype (default: float32 for transformers, bfloat16 for vLLM)")
+                   help="weights dtype (default: the backend's: float32 for transformers, bfloat16 for vLLM)")
     e.add_argument("--batch-size", type=int, default=None,
-                   help="users per backend call (default: 8 for transformers, 256 for vLLM)")
+                   help="users per backend call (default: the backend's: " + ", ".join(
+                       f"{n} {BACKENDS.load(n).default_batch_size}" for n in BACKENDS.names()) + ")")
     e.add_argument("--checkpoint-every", type=int, default=64, help="users between checkpoint writes (0: at the end)")
     e.add_argument("--shard", metavar="i/n", default=None, help="probe only the i-th (0-based) of n row blocks")
     e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
-    v = parser.add_argument_group("vLLM engine (--backend vllm; the same on every Ray worker)")
-    v.add_argument("--max-model-len", type=int, default=None, metavar="TOKENS",
-                   help="context length the KV cache is sized for (default: the model's)")
-    v.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="FRACTION",
-                   help="share of each GPU vLLM may take (default: vLLM's, 0.9)")
-    v.add_argument("--max-lora-rank", type=int, default=None, metavar="R",
-                   help="largest LoRA rank served (default: the adapter's rank, rounded up to a power of two)")
-    v.add_argument("--engine-arg", dest="engine_args", action="append", default=None, metavar="KEY=VALUE",
-                   help="any other vllm.LLM keyword (repeatable; VALUE read as JSON when it parses)")
-    v.add_argument("--vllm-fallback", choices=VLLM_FALLBACKS, default="error",
-                   help="a vLLM without exact logprob_token_ids: refuse, score the whole vocabulary, or top-n")
+    for name in BACKENDS.names():  # each backend's own flags (Backend.options), under its own heading
+        backend = BACKENDS.load(name)
+        if backend.options:
+            backend.add_arguments(parser.add_argument_group(backend.options_title or f"{name} backend"))
 
     r = parser.add_argument_group("Ray (one actor per worker, each with its own backend)")
     r.add_argument("--ray", metavar="ADDRESS", default=None,
@@ -103,7 +96,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--workers", type=int, default=1, help="Ray actors, each holding one backend")
     r.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each actor declares")
     r.add_argument("--gpus-per-worker", type=float, default=None,
-                   help="GPUs each actor declares (default: 1 for vLLM or --device cuda, else 0)")
+                   help="GPUs each actor declares (default: the backend's: 1 for vLLM, for transformers 1 with "
+                        "--device cuda, else 0)")
 
 
 def run(args) -> int:

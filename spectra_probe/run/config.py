@@ -2,34 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from spectra_eval.validation import SpectraInputError, check_choice
-from spectra_probe.backends import BACKENDS
-from spectra_probe.backends.vllm import FALLBACKS as VLLM_FALLBACKS
+from spectra_eval.validation import SpectraInputError
+from spectra_probe.backends import BACKENDS, resolve_options
 from spectra_probe.scoring import SCORERS, ScorerOptions
 
 from .outputs import output_paths
-
-#: Users per backend call when --batch-size is not given: vLLM schedules its own batches and needs many
-#: prompts in flight (K per user) to keep a GPU busy.
-DEFAULT_BATCH_SIZE = {"transformers": 8, "vllm": 256}
-
-
-def parse_engine_args(items) -> dict:
-    """``KEY=VALUE`` strings -> ``{KEY: value}``; a value is read as JSON when it parses (``4096``, ``true``,
-    ``{"a": 1}``), else kept as text."""
-    out = {}
-    for item in items:
-        key, sep, text = str(item).partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise SpectraInputError(f"--engine-arg must look like KEY=VALUE (e.g. max_num_seqs=512), got {item!r}")
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
-    return out
 
 
 @dataclass(frozen=True)
@@ -37,8 +17,10 @@ class ProbeConfig:
     """Everything a probe run needs: inputs and outputs, the backend, the batching, and the method's options.
 
     The method's knobs live once, in ``options`` (:class:`~spectra_probe.scoring.base.ScorerOptions`), which
-    the scorers read; ``method`` and ``backend`` are stored under their canonical names (``hf`` ->
-    ``transformers``).
+    the scorers read; the backend's own flags (``--engine`` of transformers, ``--max-model-len`` of vLLM, ...)
+    in ``backend_options``, which the backend declares and checks itself
+    (:attr:`~spectra_probe.backends.base.Backend.options`, ``check_config``); ``method`` and ``backend`` are
+    stored under their canonical names (``hf`` -> ``transformers``).
     """
 
     model: str
@@ -52,24 +34,19 @@ class ProbeConfig:
     template: str | None = None
     requests: str | None = None  # steering requests: one row per request (spectra_eval.analyses.steering.read_requests)
     backend: str = "transformers"
-    engine: str = "packed"
     device: str = "cpu"
     dtype: str | None = None  # None: the backend's default (transformers float32, vLLM bfloat16)
-    batch_size: int | None = None  # None: the backend's default (DEFAULT_BATCH_SIZE)
+    batch_size: int | None = None  # None: the backend's default (Backend.default_batch_size)
     checkpoint_every: int = 64  # 0: only at the end
     shard: str | None = None  # "i/n"
     progress: bool = True
-    # vLLM engine sizing (None: vLLM's default); engine_args: further LLM(...) keywords as "KEY=VALUE"
-    max_model_len: int | None = None
-    gpu_memory_utilization: float | None = None
-    max_lora_rank: int | None = None
-    engine_args: tuple[str, ...] = ()
-    vllm_fallback: str = "error"  # without exact logprob_token_ids: "error", "full-vocab" or "top-n"
+    # the backend's own options (flag dest -> value; the backend's defaults filled in when built)
+    backend_options: dict[str, Any] = field(default_factory=dict)
     # Ray executor (spectra_probe.run.ray_executor): None runs in this process
     ray: str | None = None  # "local", "auto" or a cluster address
     workers: int = 1
     cpus_per_worker: float = 1.0
-    gpus_per_worker: float | None = None  # None: 1 for vLLM or a cuda device, else 0
+    gpus_per_worker: float | None = None  # None: the backend's (Backend.worker_gpus)
     options: ScorerOptions = ScorerOptions()
 
     def __post_init__(self):
@@ -78,32 +55,16 @@ class ProbeConfig:
         object.__setattr__(self, "backend", BACKENDS.canonical(self.backend))
         if not isinstance(self.options, ScorerOptions):
             raise SpectraInputError(f"options must be a ScorerOptions, not {type(self.options).__name__}")
+        backend = BACKENDS.load(self.backend)
+        object.__setattr__(self, "backend_options", resolve_options(self.backend, self.backend_options))
         if self.batch_size is None:
-            object.__setattr__(self, "batch_size", DEFAULT_BATCH_SIZE.get(self.backend, 8))
+            object.__setattr__(self, "batch_size", backend.default_batch_size)
         for flag, value, low in (("batch-size", self.batch_size, 1), ("checkpoint-every", self.checkpoint_every, 0),
                                  ("workers", self.workers, 1)):
             if value < low:
                 raise SpectraInputError(f"--{flag} must be >= {low}, got {value}")
-        self._check_engine()
+        backend.check_config(self)
         self._check_ray()
-
-    def _check_engine(self) -> None:
-        object.__setattr__(self, "engine_args", tuple(self.engine_args))
-        sizing = {"max-model-len": self.max_model_len, "gpu-memory-utilization": self.gpu_memory_utilization,
-                  "max-lora-rank": self.max_lora_rank, "engine-arg": self.engine_args or None}
-        given = [flag for flag, value in sizing.items() if value is not None]
-        if self.backend != "vllm" and (given or self.vllm_fallback != "error"):
-            raise SpectraInputError(f"--{(given or ['vllm-fallback'])[0]} applies to the vllm backend only")
-        # vLLM shares prefixes itself (prefix caching) and applies LoRA at run time: refused, not ignored
-        if self.backend == "vllm" and (self.merge_adapter or self.engine != "packed"):
-            raise SpectraInputError("--merge-adapter and --engine naive apply to the transformers backend only")
-        check_choice(self.vllm_fallback, VLLM_FALLBACKS, name="--vllm-fallback")
-        for flag in ("max-model-len", "max-lora-rank"):
-            if sizing[flag] is not None and sizing[flag] < 1:
-                raise SpectraInputError(f"--{flag} must be >= 1, got {sizing[flag]}")
-        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            raise SpectraInputError(f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-        parse_engine_args(self.engine_args)
 
     def _check_ray(self) -> None:
         if self.ray is None:
@@ -119,15 +80,18 @@ class ProbeConfig:
 
     @property
     def worker_gpus(self) -> float:
-        """GPUs each Ray actor declares: ``gpus_per_worker``, else 1 for vLLM or a cuda device, else 0."""
+        """GPUs each Ray actor declares: ``gpus_per_worker``, else the backend's default (vLLM 1; transformers 1
+        on a cuda device, else 0)."""
         if self.gpus_per_worker is not None:
             return float(self.gpus_per_worker)
-        return 1.0 if self.backend == "vllm" or str(self.device).startswith("cuda") else 0.0
+        return float(BACKENDS.load(self.backend).worker_gpus(self))
 
     @classmethod
     def from_args(cls, args) -> "ProbeConfig":
         """The config of parsed CLI arguments (flag names are field names of this class or of its options)."""
         values = vars(args)
-        names = {f.name for f in dataclasses.fields(cls)} - {"options"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"options", "backend_options"}
+        declared = {o.dest for name in BACKENDS.names() for o in BACKENDS.load(name).options}
         return cls(**{k: v for k, v in values.items() if k in names and v is not None},
+                   backend_options={k: v for k, v in values.items() if k in declared},
                    options=ScorerOptions.from_mapping(values))

