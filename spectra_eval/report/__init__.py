@@ -6,12 +6,15 @@ Computation and rendering are separate (as in ranx's ``Report``):
   (``metrics.json`` -> :class:`~spectra_eval.evaluation.Evaluation`, ``certificate.json`` ->
   :class:`~spectra_eval.certificates.observed.Certificate`, ``fusion.json`` and every ``fusion-NAME.json`` ->
   :class:`~spectra_eval.analyses.fusion.FusionRuns`, one run per file; ``steering.json`` ->
-  :class:`~spectra_eval.analyses.steering.SteeringResult`);
+  :class:`~spectra_eval.analyses.steering.SteeringResult`; ``panel.json`` and every ``panel-NAME.json`` ->
+  :class:`~spectra_eval.analyses.panels.Panels`; ``latency.json`` or the probe manifests of the folder ->
+  :class:`~spectra_eval.analyses.latency.Latency`);
 * :data:`TABLES`: one :class:`TableSpec` per table: the document it needs, the function that computes a
   :class:`~spectra_eval.report.model.Table` from the typed result, and when it applies: ``tail_mass``, ``js``,
   ``ndcg``, ``quartiles``, ``strata``, ``ece``, ``top1_ece``, ``category_wins``, ``taste`` (:mod:`.metric_tables`),
   ``certificate``, ``certificate_aggregate``, ``certificate_population``, ``dkw`` (:mod:`.certificate_tables`),
-  ``fusion`` (:mod:`.fusion_tables`), ``steering`` (:mod:`.steering_tables`); figures in :mod:`.figures`
+  ``fusion`` (:mod:`.fusion_tables`), ``steering`` (:mod:`.steering_tables`), ``panel`` (one table per panel)
+  and ``latency`` (:mod:`.panel_tables`); figures in :mod:`.figures`
   (:data:`~spectra_eval.report.figures.FIGURES`). Every table has Markdown and LaTeX golden files
   (``tests/golden/KEY.md``, ``KEY.tex``);
 * :mod:`.render`: the only two formatters (Markdown, LaTeX); :mod:`.markup`: escaping and number formats;

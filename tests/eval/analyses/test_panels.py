@@ -1,8 +1,6 @@
 """Robustness panels: cells equal each run's metrics.json numbers, ordering and p are the run's comparison,
 spread equals numpy's over the runs, the report renders tables and the Figure 6 layout, bad input is one line."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +9,7 @@ from spectra_eval.analyses.panels import Panel, Panels, panel
 from spectra_eval.cli import main
 from spectra_eval.report import Report
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
-from make_example_cohort import make_cohort  # noqa: E402
+from spectra_eval.data.synthetic import synthetic_cohort
 
 CELLS = ("CW1-LT", "CW3-LT", "CW1-ST", "CW3-ST")
 
@@ -24,7 +21,7 @@ def runs(tmp_path_factory):
     dirs = {}
     for i, label in enumerate(CELLS):
         files = {}
-        for name, frame in make_cohort(40, seed=10 + i).items():
+        for name, frame in synthetic_cohort(40, seed=10 + i).items():
             files[name] = root / f"{label}-{name}.csv"
             frame.to_csv(files[name], index=False)
         dirs[label] = root / label
@@ -103,7 +100,7 @@ def test_meta_cells_equal_separate_evaluations(tmp_path):
     import pandas as pd
 
     files = {}
-    for name, frame in make_cohort(60, seed=3).items():
+    for name, frame in synthetic_cohort(60, seed=3).items():
         files[name] = tmp_path / f"{name}.csv"
         frame.to_csv(files[name], index=False)
     meta = pd.read_csv(files["meta"], dtype={"user_id": str})
