@@ -141,7 +141,7 @@ def context_panel(run, work: Path) -> dict:
     from spectra_eval.data.splits import context_records
     from spectra_eval.io import (DistributionTable, read_distribution_table, read_frame, write_distribution_table,
                                  write_frame)
-    from spectra_probe.textualize import textualize
+    from spectra_eval.data.textualize import textualize
     from spectra_probe.training import DEMO, load_tokenizer
 
     prepared = run.prepared
