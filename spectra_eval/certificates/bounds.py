@@ -164,7 +164,6 @@ CHAINS: dict[str, Chain] = {
     )
 }
 VALID_CHAINS = tuple(name for name, c in CHAINS.items() if c.valid)
-PAPER_CHAINS = ("pinsker_topsoe", "bh_topsoe", "js_direct", "topsoe_hellinger")  # the F.6 four, as written
 
 
 def get_chain(name: str) -> Chain:
