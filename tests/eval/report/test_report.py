@@ -495,6 +495,14 @@ def test_renders_what_evaluate_and_certify_write(tmp_path):
     assert "| probe vs dg |" in md and "\\begin{tabular}" in tex and "100 user-level resamples" in md
 
 
+def _write_table(path, users, cats, values) -> str:
+    """A user_id + category-columns CSV of ``values`` at ``path``; returns the path as text."""
+    frame = pd.DataFrame(values, columns=cats)
+    frame.insert(0, "user_id", users)
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
 def test_population_table_puts_observed_and_latent_bounds_side_by_side(tmp_path):
     rng = np.random.default_rng(0)
     cats = [f"c{i}" for i in range(6)]
@@ -505,10 +513,7 @@ def test_population_table_puts_observed_and_latent_bounds_side_by_side(tmp_path)
     dg[:, :2] = 0.5
 
     def write(name, values):
-        frame = pd.DataFrame(values, columns=cats)
-        frame.insert(0, "user_id", users)
-        frame.to_csv(tmp_path / name, index=False)
-        return str(tmp_path / name)
+        return _write_table(tmp_path / name, users, cats, values)
 
     assert main(["certify", "--counts", write("counts.csv", counts), "--probe", write("probe.csv", theta),
                  "--dg", write("dg.csv", dg), "--out", str(tmp_path / "out")]) == 0
@@ -532,10 +537,7 @@ def test_population_table_shows_the_latent_population_statements(tmp_path):
     dg[:, :2] = 0.5
 
     def write(name, values):
-        frame = pd.DataFrame(values, columns=cats)
-        frame.insert(0, "user_id", users)
-        frame.to_csv(tmp_path / name, index=False)
-        return str(tmp_path / name)
+        return _write_table(tmp_path / name, users, cats, values)
 
     assert main(["certify", "--counts", write("counts.csv", counts), "--method", f"yesno={write('p.csv', theta)}",
                  "--versus", f"dg={write('dg.csv', dg)}", "--out", str(tmp_path / "out")]) == 0
